@@ -1,0 +1,391 @@
+//! The crate's error types.
+//!
+//! [`Error`] is the one error every public operation returns. Malformed bytes
+//! are a [`ProtocolError`], wrapped by [`Error::Protocol`]. A broker's refusal
+//! keeps the broker's response code and remark; the table below says which
+//! response code becomes which variant.
+//!
+//! | response code | variant |
+//! |---|---|
+//! | `SYSTEM_BUSY` (2), `FLOW_CONTROL` (215), `POLLING_FULL` (209) | [`Error::BrokerBusy`] |
+//! | `TOPIC_NOT_EXIST` (17) | [`Error::TopicNotFound`] |
+//! | `NO_PERMISSION` (16) | [`Error::NoPermission`] |
+//! | `SYSTEM_ERROR` (1), `SERVICE_NOT_AVAILABLE` (14), `REQUEST_CODE_NOT_SUPPORTED` (3), `VERSION_NOT_SUPPORTED` (15), `GO_AWAY` (1500) | [`Error::System`] |
+//! | `MESSAGE_ILLEGAL` (13) during a send | [`Error::MessageSend`] |
+//! | `SUBSCRIPTION_*` (23–26), `FILTER_DATA_*` (27–28) during a pull | [`Error::MessagePull`] |
+//! | `QUERY_NOT_FOUND` (22) during an offset query | [`Error::Offset`] |
+//! | `TRANSACTION_FAILED` (4) | [`Error::Transaction`] |
+//! | `NOT_LEADER_FOR_QUEUE` (501) | [`Error::QueueNotFound`] |
+//! | anything else | [`Error::Broker`] |
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::protocol::ResponseCode;
+
+/// A shorthand for `Result<T, rocketmq_blocking::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Bytes that do not follow the remoting protocol.
+///
+/// Decoding never panics: every malformed input ends in one of these.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// A frame announced more bytes than the configured limit.
+    #[error("frame of {len} bytes exceeds the limit of {max} bytes")]
+    FrameTooLarge {
+        /// Announced length.
+        len: usize,
+        /// Configured limit.
+        max: usize,
+    },
+    /// A frame length that cannot be right (negative, or too small).
+    #[error("invalid frame length {0}")]
+    BadFrameLength(i64),
+    /// The header length runs past the end of the frame.
+    #[error("header length {header} exceeds the {frame} bytes of the frame")]
+    HeaderBeyondFrame {
+        /// Header length from the frame.
+        header: usize,
+        /// Bytes available after the length words.
+        frame: usize,
+    },
+    /// The serialize type byte is neither JSON (0) nor ROCKETMQ (1).
+    #[error("unknown serialize type {0}")]
+    UnknownSerializeType(u8),
+    /// JSON that does not parse, or does not have the expected shape.
+    #[error("invalid JSON in {what}: {reason}")]
+    InvalidJson {
+        /// What was being parsed.
+        what: &'static str,
+        /// The parser's message.
+        reason: String,
+    },
+    /// A malformed ROCKETMQ binary header.
+    #[error("malformed binary header: {0}")]
+    BadHeader(&'static str),
+    /// A header field that must be present is missing.
+    #[error("missing header field `{0}`")]
+    MissingField(&'static str),
+    /// A header field whose value does not parse.
+    #[error("header field `{field}` has invalid value {value:?}")]
+    BadField {
+        /// Field name.
+        field: &'static str,
+        /// The value received.
+        value: String,
+    },
+    /// A malformed message properties string.
+    #[error("malformed message properties: {0}")]
+    BadProperties(&'static str),
+    /// A malformed stored message (pull body, batch body).
+    #[error("malformed message at byte {offset}: {reason}")]
+    BadMessage {
+        /// Offset of the message in the body.
+        offset: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A message id that is not in the expected format.
+    #[error("malformed message id {0:?}")]
+    BadMessageId(String),
+    /// A compressed body that cannot be inflated (or compression is disabled).
+    #[error("compressed body: {0}")]
+    Compression(String),
+}
+
+/// The one error type of this crate.
+///
+/// Match on the variant to decide what to do; [`Error::is_retryable`] and
+/// [`Error::is_timeout`] answer the common questions.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bytes from the network that do not follow the protocol.
+    #[error("protocol error from {addr}: {source}")]
+    Protocol {
+        /// Peer address (empty when decoding outside a connection).
+        addr: String,
+        /// What is wrong.
+        #[source]
+        source: ProtocolError,
+    },
+    /// Could not open a TCP connection.
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        /// Address tried.
+        addr: String,
+        /// The I/O error.
+        #[source]
+        source: io::Error,
+    },
+    /// The connection failed or was closed while a request was in flight.
+    #[error("connection to {addr} closed: {reason}")]
+    ConnectionClosed {
+        /// Peer address.
+        addr: String,
+        /// Why it closed.
+        reason: String,
+    },
+    /// An operation did not finish in time.
+    #[error("{operation} on {addr} timed out after {timeout:?}")]
+    Timeout {
+        /// What was being done.
+        operation: &'static str,
+        /// Peer address.
+        addr: String,
+        /// The limit that ran out.
+        timeout: Duration,
+    },
+    /// A `host:port` that cannot be used.
+    #[error("invalid address {input:?}: {reason}")]
+    InvalidAddress {
+        /// What the caller gave.
+        input: String,
+        /// Why it is refused.
+        reason: &'static str,
+    },
+    /// A caller's argument refused before anything was sent.
+    #[error("invalid {what}: {reason}")]
+    InvalidArgument {
+        /// Which argument.
+        what: &'static str,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// The broker is busy or applies flow control; try again later.
+    #[error("broker {addr} busy during {operation} (code {}): {remark}", code.as_i32())]
+    BrokerBusy {
+        /// Response code.
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+    },
+    /// The topic does not exist (and was not auto-created).
+    #[error("topic {topic:?} does not exist ({remark})")]
+    TopicNotFound {
+        /// The topic.
+        topic: String,
+        /// Remark from the server, if any.
+        remark: String,
+    },
+    /// The queue does not exist or is not served by this broker.
+    #[error("queue {queue_id} of topic {topic:?} not found: {remark}")]
+    QueueNotFound {
+        /// The topic.
+        topic: String,
+        /// The queue id.
+        queue_id: i32,
+        /// Remark from the server, if any.
+        remark: String,
+    },
+    /// Authentication or authorization refused (`NO_PERMISSION`).
+    #[error("no permission for {operation} on {addr}: {remark}")]
+    NoPermission {
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+        /// Broker's remark.
+        remark: String,
+    },
+    /// The broker refused a message (`MESSAGE_ILLEGAL`).
+    #[error("send to {addr} refused (code {}): {remark}", code.as_i32())]
+    MessageSend {
+        /// Response code.
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// Broker address.
+        addr: String,
+    },
+    /// The broker refused a pull (subscription or filter problems).
+    #[error("pull from {addr} refused (code {}): {remark}", code.as_i32())]
+    MessagePull {
+        /// Response code.
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// Broker address.
+        addr: String,
+    },
+    /// An offset could not be read or written.
+    #[error("offset operation {operation} on {addr} failed (code {}): {remark}", code.as_i32())]
+    Offset {
+        /// Response code.
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+    },
+    /// A transaction operation failed.
+    #[error("transaction operation on {addr} failed: {remark}")]
+    Transaction {
+        /// Broker's remark.
+        remark: String,
+        /// Broker address.
+        addr: String,
+    },
+    /// The broker reported an internal error or is not serving.
+    #[error("broker {addr} system error during {operation} (code {}): {remark}", code.as_i32())]
+    System {
+        /// Response code.
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+    },
+    /// Any other non-success response.
+    #[error("{operation} on {addr} failed with code {}: {remark}", code.as_i32())]
+    Broker {
+        /// Response code.
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+    },
+    /// The client was shut down or not started.
+    #[error("{0} is not running")]
+    NotRunning(&'static str),
+}
+
+/// What a response refers to, used to pick an error variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OperationKind {
+    /// Sending messages.
+    Send,
+    /// Pulling messages.
+    Pull,
+    /// Reading or writing offsets.
+    Offset,
+    /// Anything else.
+    Other,
+}
+
+/// Context of a failed response, for [`Error::from_response`].
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseContext<'a> {
+    /// Operation name, e.g. `"send"`.
+    pub operation: &'static str,
+    /// Kind of operation.
+    pub kind: OperationKind,
+    /// Peer address.
+    pub addr: &'a str,
+    /// Topic involved, if any.
+    pub topic: &'a str,
+    /// Queue involved, if any (-1 when none).
+    pub queue_id: i32,
+}
+
+impl Error {
+    /// Maps a non-success response code to a variant (see the module table).
+    pub fn from_response(code: ResponseCode, remark: Option<&str>, ctx: ResponseContext<'_>) -> Error {
+        let remark = remark.unwrap_or("").to_string();
+        let addr = ctx.addr.to_string();
+        let operation = ctx.operation;
+        use ResponseCode as R;
+        match code {
+            R::SystemBusy | R::FlowControl | R::PollingFull => Error::BrokerBusy { code, remark, operation, addr },
+            R::TopicNotExist => Error::TopicNotFound { topic: ctx.topic.to_string(), remark },
+            R::NoPermission => Error::NoPermission { operation, addr, remark },
+            R::SystemError
+            | R::ServiceNotAvailable
+            | R::RequestCodeNotSupported
+            | R::VersionNotSupported
+            | R::GoAway => Error::System { code, remark, operation, addr },
+            R::TransactionFailed => Error::Transaction { remark, addr },
+            R::NotLeaderForQueue => {
+                Error::QueueNotFound { topic: ctx.topic.to_string(), queue_id: ctx.queue_id, remark }
+            }
+            R::MessageIllegal if ctx.kind == OperationKind::Send => Error::MessageSend { code, remark, addr },
+            R::SubscriptionParseFailed
+            | R::SubscriptionNotExist
+            | R::SubscriptionNotLatest
+            | R::SubscriptionGroupNotExist
+            | R::FilterDataNotExist
+            | R::FilterDataNotLatest
+                if ctx.kind == OperationKind::Pull =>
+            {
+                Error::MessagePull { code, remark, addr }
+            }
+            _ if ctx.kind == OperationKind::Offset => Error::Offset { code, remark, operation, addr },
+            _ => Error::Broker { code, remark, operation, addr },
+        }
+    }
+
+    /// The broker's response code, when the error came from a response.
+    pub fn response_code(&self) -> Option<ResponseCode> {
+        match self {
+            Error::BrokerBusy { code, .. }
+            | Error::MessageSend { code, .. }
+            | Error::MessagePull { code, .. }
+            | Error::Offset { code, .. }
+            | Error::System { code, .. }
+            | Error::Broker { code, .. } => Some(*code),
+            Error::TopicNotFound { .. } => Some(ResponseCode::TopicNotExist),
+            Error::NoPermission { .. } => Some(ResponseCode::NoPermission),
+            Error::Transaction { .. } => Some(ResponseCode::TransactionFailed),
+            Error::QueueNotFound { .. } => Some(ResponseCode::NotLeaderForQueue),
+            _ => None,
+        }
+    }
+
+    /// Whether the operation timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+
+    /// Whether the failure was in the connection (connect, closed, timeout).
+    pub fn is_connection(&self) -> bool {
+        matches!(self, Error::Connect { .. } | Error::ConnectionClosed { .. } | Error::Timeout { .. })
+    }
+
+    /// Whether trying again (possibly on another broker) may succeed.
+    ///
+    /// True for connection failures, timeouts, busy brokers and the broker
+    /// system errors the Java producer retries on; false for bad input,
+    /// permissions and protocol violations.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Connect { .. }
+            | Error::ConnectionClosed { .. }
+            | Error::Timeout { .. }
+            | Error::BrokerBusy { .. } => true,
+            Error::System { code, .. } => {
+                !matches!(code, ResponseCode::RequestCodeNotSupported | ResponseCode::VersionNotSupported)
+            }
+            Error::TopicNotFound { .. } | Error::QueueNotFound { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn protocol(addr: &str, source: ProtocolError) -> Error {
+        Error::Protocol { addr: addr.to_string(), source }
+    }
+
+    pub(crate) fn invalid(what: &'static str, reason: impl fmt::Display) -> Error {
+        Error::InvalidArgument { what, reason: reason.to_string() }
+    }
+}
+
+impl From<ProtocolError> for Error {
+    fn from(source: ProtocolError) -> Self {
+        Error::Protocol { addr: String::new(), source }
+    }
+}

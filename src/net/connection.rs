@@ -1,0 +1,363 @@
+//! One TCP connection to a name server or broker, shared by many threads.
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crate::error::{Error, ProtocolError, Result};
+use crate::protocol::{
+    decode_frame, RemotingCommand, ResponseCode, SerializeType, DEFAULT_MAX_FRAME_SIZE, FLAG_ONEWAY, FLAG_RESPONSE,
+};
+
+/// Default TCP connect timeout (Java's `connectTimeoutMillis`): 3 s.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Default socket write timeout: 3 s.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Answers requests that the peer starts (transaction check-back, consumer
+/// ids changed, ...). It runs on the connection's reader thread, so it must
+/// return quickly and must not wait for a response on the same connection;
+/// hand long work to a thread of your own. Return `Some(response)` to
+/// answer (its opaque and response flag are set for you), `None` for none.
+pub type RequestHandler = Arc<dyn Fn(&RemotingCommand) -> Option<RemotingCommand> + Send + Sync>;
+
+/// Settings of a [`Connection`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionConfig {
+    /// TCP connect timeout.
+    pub connect_timeout: Duration,
+    /// Socket write timeout.
+    pub write_timeout: Duration,
+    /// Largest frame accepted from the peer.
+    pub max_frame_size: usize,
+    /// Header serialization of requests.
+    pub serialize_type: SerializeType,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            write_timeout: DEFAULT_WRITE_TIMEOUT,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            serialize_type: SerializeType::Json,
+        }
+    }
+}
+
+/// Why a connection ended; handed to every waiter.
+#[derive(Debug, Clone)]
+enum Failure {
+    Closed(String),
+    Protocol(ProtocolError),
+}
+
+type Reply = std::result::Result<RemotingCommand, Failure>;
+
+struct Shared {
+    addr: String,
+    writer: Mutex<TcpStream>,
+    /// A clone used only to shut the socket down without taking the writer lock.
+    control: TcpStream,
+    pending: Mutex<HashMap<i32, SyncSender<Reply>>>,
+    closed: AtomicBool,
+    failure: Mutex<Option<Failure>>,
+    handler: Mutex<Option<RequestHandler>>,
+    max_frame_size: usize,
+}
+
+static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);
+static NEXT_READER: AtomicUsize = AtomicUsize::new(1);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn failure_error(&self, failure: Failure) -> Error {
+        match failure {
+            Failure::Closed(reason) => Error::ConnectionClosed { addr: self.addr.clone(), reason },
+            Failure::Protocol(source) => Error::Protocol { addr: self.addr.clone(), source },
+        }
+    }
+
+    /// Marks the connection closed and wakes every waiter with `failure`.
+    fn fail(&self, failure: Failure) {
+        {
+            let mut slot = lock(&self.failure);
+            if slot.is_none() {
+                *slot = Some(failure.clone());
+            }
+        }
+        self.closed.store(true, Ordering::SeqCst);
+        let _ = self.control.shutdown(Shutdown::Both);
+        let waiters: Vec<_> = lock(&self.pending).drain().collect();
+        for (_, tx) in waiters {
+            let _ = tx.try_send(Err(failure.clone()));
+        }
+    }
+
+    fn current_failure(&self) -> Failure {
+        lock(&self.failure).clone().unwrap_or_else(|| Failure::Closed("connection closed".into()))
+    }
+
+    fn write(&self, frame: &[u8]) -> Result<()> {
+        let mut w = lock(&self.writer);
+        if let Err(e) = w.write_all(frame) {
+            drop(w);
+            // A partial frame leaves the stream unusable.
+            self.fail(Failure::Closed(format!("write failed: {e}")));
+            return Err(self.failure_error(self.current_failure()));
+        }
+        Ok(())
+    }
+
+    fn dispatch(&self, cmd: RemotingCommand) {
+        if cmd.is_response() {
+            if let Some(tx) = lock(&self.pending).remove(&cmd.opaque) {
+                let _ = tx.try_send(Ok(cmd));
+            }
+            return;
+        }
+        let handler = lock(&self.handler).clone();
+        let reply = match handler {
+            Some(h) => h(&cmd),
+            None => Some(RemotingCommand::response_to(
+                &cmd,
+                ResponseCode::RequestCodeNotSupported,
+                Some(format!("request code {} not supported by this client", cmd.code)),
+            )),
+        };
+        if let Some(mut reply) = reply {
+            if cmd.is_oneway() {
+                return;
+            }
+            reply.opaque = cmd.opaque;
+            reply.flag |= FLAG_RESPONSE;
+            let _ = self.write(&reply.encode());
+        }
+    }
+
+    fn read_loop(&self, mut stream: TcpStream) {
+        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let mut start = 0;
+            loop {
+                match decode_frame(&buf[start..], self.max_frame_size) {
+                    Ok(Some((cmd, used))) => {
+                        start += used;
+                        self.dispatch(cmd);
+                    }
+                    Ok(None) => break,
+                    Err(e) => return self.fail(Failure::Protocol(e)),
+                }
+            }
+            buf.drain(..start);
+            match stream.read(&mut chunk) {
+                Ok(0) => return self.fail(Failure::Closed("closed by peer".into())),
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let reason = if self.closed.load(Ordering::SeqCst) {
+                        "closed".to_string()
+                    } else {
+                        format!("read failed: {e}")
+                    };
+                    return self.fail(Failure::Closed(reason));
+                }
+            }
+        }
+    }
+}
+
+/// A blocking connection with one reader thread.
+///
+/// Many threads may have requests in flight at once; each waits for its own
+/// response (matched by `opaque`) with its own timeout. When the socket
+/// closes or a malformed frame arrives, every waiter gets an error at once.
+/// Dropping the connection closes the socket and joins the reader thread
+/// (`rocketmq-conn-<n>`).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rocketmq_blocking::net::{Connection, ConnectionConfig};
+/// use rocketmq_blocking::protocol::{request, RemotingCommand};
+///
+/// let conn = Connection::connect("127.0.0.1:9876", &ConnectionConfig::default())?;
+/// let reply = conn.invoke(RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO), Duration::from_secs(3))?;
+/// println!("{}", String::from_utf8_lossy(&reply.body));
+/// # Ok::<(), rocketmq_blocking::Error>(())
+/// ```
+pub struct Connection {
+    shared: Arc<Shared>,
+    reader: Mutex<Option<JoinHandle<()>>>,
+    serialize_type: SerializeType,
+    peer: SocketAddr,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").field("addr", &self.shared.addr).field("closed", &self.is_closed()).finish()
+    }
+}
+
+/// Parses `host:port` (IPv6 as `[::1]:port`), resolving names.
+pub(crate) fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
+    let invalid = |reason| Error::InvalidAddress { input: addr.to_string(), reason };
+    let (host, port) = addr.rsplit_once(':').ok_or(invalid("expected host:port"))?;
+    if host.is_empty() {
+        return Err(invalid("empty host"));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err(invalid("IPv6 hosts must be written as [addr]:port"));
+    }
+    let port: u16 = port.parse().map_err(|_| invalid("port is not a number from 0 to 65535"))?;
+    if port == 0 {
+        return Err(invalid("port 0"));
+    }
+    let list: Vec<SocketAddr> = match addr.to_socket_addrs() {
+        Ok(it) => it.collect(),
+        Err(_) => return Err(invalid("host does not resolve")),
+    };
+    if list.is_empty() {
+        return Err(invalid("host does not resolve"));
+    }
+    Ok(list)
+}
+
+impl Connection {
+    /// Connects to `addr` (`host:port`).
+    pub fn connect(addr: &str, config: &ConnectionConfig) -> Result<Connection> {
+        let targets = resolve(addr)?;
+        let mut last = None;
+        let mut stream = None;
+        for target in &targets {
+            match TcpStream::connect_timeout(target, config.connect_timeout) {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = match stream {
+            Some(s) => s,
+            None => {
+                let source = last.unwrap_or_else(|| std::io::Error::other("no address"));
+                return Err(Error::Connect { addr: addr.to_string(), source });
+            }
+        };
+        let io = |source| Error::Connect { addr: addr.to_string(), source };
+        stream.set_nodelay(true).map_err(io)?;
+        stream.set_write_timeout(Some(config.write_timeout)).map_err(io)?;
+        let peer = stream.peer_addr().map_err(io)?;
+        let read_half = stream.try_clone().map_err(io)?;
+        let control = stream.try_clone().map_err(io)?;
+        let shared = Arc::new(Shared {
+            addr: addr.to_string(),
+            writer: Mutex::new(stream),
+            control,
+            pending: Mutex::new(HashMap::new()),
+            closed: AtomicBool::new(false),
+            failure: Mutex::new(None),
+            handler: Mutex::new(None),
+            max_frame_size: config.max_frame_size,
+        });
+        let for_thread = Arc::clone(&shared);
+        let name = format!("rocketmq-conn-{}", NEXT_READER.fetch_add(1, Ordering::Relaxed));
+        let reader = thread::Builder::new()
+            .name(name)
+            .spawn(move || for_thread.read_loop(read_half))
+            .map_err(|e| Error::Connect { addr: addr.to_string(), source: e })?;
+        Ok(Connection { shared, reader: Mutex::new(Some(reader)), serialize_type: config.serialize_type, peer })
+    }
+
+    /// The address this connection was opened with.
+    pub fn addr(&self) -> &str {
+        &self.shared.addr
+    }
+
+    /// The peer's socket address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// Whether the connection has closed (by either side, or after an error).
+    pub fn is_closed(&self) -> bool {
+        self.shared.closed.load(Ordering::SeqCst)
+    }
+
+    /// Installs the handler for requests the peer starts.
+    pub fn set_request_handler(&self, handler: Option<RequestHandler>) {
+        *lock(&self.shared.handler) = handler;
+    }
+
+    fn prepare(&self, cmd: &mut RemotingCommand) -> Result<i32> {
+        if self.is_closed() {
+            return Err(self.shared.failure_error(self.shared.current_failure()));
+        }
+        let opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed) & 0x7FFF_FFFF;
+        cmd.opaque = opaque;
+        cmd.serialize_type = self.serialize_type;
+        Ok(opaque)
+    }
+
+    /// Sends a request and waits up to `timeout` for its response.
+    pub fn invoke(&self, mut cmd: RemotingCommand, timeout: Duration) -> Result<RemotingCommand> {
+        let opaque = self.prepare(&mut cmd)?;
+        cmd.flag &= !FLAG_ONEWAY;
+        let (tx, rx) = mpsc::sync_channel(1);
+        lock(&self.shared.pending).insert(opaque, tx);
+        // The reader may have failed between prepare and insert.
+        if self.is_closed() {
+            lock(&self.shared.pending).remove(&opaque);
+            return Err(self.shared.failure_error(self.shared.current_failure()));
+        }
+        if let Err(e) = self.shared.write(&cmd.encode()) {
+            lock(&self.shared.pending).remove(&opaque);
+            return Err(e);
+        }
+        match rx.recv_timeout(timeout) {
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(failure)) => Err(self.shared.failure_error(failure)),
+            Err(RecvTimeoutError::Timeout) => {
+                lock(&self.shared.pending).remove(&opaque);
+                Err(Error::Timeout {
+                    operation: crate::protocol::codes::request_name(cmd.code),
+                    addr: self.shared.addr.clone(),
+                    timeout,
+                })
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(self.shared.failure_error(self.shared.current_failure())),
+        }
+    }
+
+    /// Sends a request with the oneway flag and returns once it is written.
+    pub fn invoke_oneway(&self, mut cmd: RemotingCommand) -> Result<()> {
+        self.prepare(&mut cmd)?;
+        cmd.flag |= FLAG_ONEWAY;
+        self.shared.write(&cmd.encode())
+    }
+
+    /// Closes the socket; waiters get a connection error at once.
+    pub fn close(&self) {
+        self.shared.fail(Failure::Closed("closed by the client".into()));
+    }
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(handle) = lock(&self.reader).take() {
+            if handle.thread().id() != thread::current().id() {
+                let _ = handle.join();
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Sockets and threads: a blocking remoting connection.
+
+mod connection;
+
+pub(crate) use connection::resolve as connection_resolve;
+pub use connection::{Connection, ConnectionConfig, RequestHandler, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT};
