@@ -11,6 +11,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`broker`] | [`BrokerClient`]: one broker connection, one typed method per operation |
 //! | [`namesrv`] | [`NameServerClient`]: topic routes, cluster info, topic creation |
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
@@ -36,11 +37,14 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod broker;
 pub mod error;
 pub mod namesrv;
 pub mod net;
 pub mod protocol;
+pub mod validate;
 
+pub use broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus, SendResult, SendStatus};
 pub use error::{Error, ProtocolError, Result};
 pub use namesrv::{NameServerClient, TopicConfig};
 pub use protocol::{Message, MessageExt, MessageQueue};
