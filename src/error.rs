@@ -262,6 +262,36 @@ pub enum Error {
     /// The client was shut down or not started.
     #[error("{0} is not running")]
     NotRunning(&'static str),
+    /// No pooled connection became free before the checkout timeout ran out.
+    #[error("no connection to {addr} became free within {timeout:?}")]
+    PoolTimeout {
+        /// Broker address of the pool.
+        addr: String,
+        /// How long the caller waited.
+        timeout: Duration,
+    },
+    /// The connection pool was closed: its broker was removed from the
+    /// manager, or the manager was shut down.
+    #[error("connection pool of {addr} is closed")]
+    PoolClosed {
+        /// Broker address of the pool.
+        addr: String,
+    },
+    /// The broker address is not managed (never added, or removed).
+    #[error("broker {addr} is not managed by this broker manager")]
+    UnknownBroker {
+        /// The address asked for.
+        addr: String,
+    },
+    /// A background thread could not be started.
+    #[error("cannot start thread {name}: {source}")]
+    ThreadSpawn {
+        /// The thread's name.
+        name: String,
+        /// The I/O error from the operating system.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// What a response refers to, used to pick an error variant.

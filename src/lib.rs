@@ -11,7 +11,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
-//! | [`broker`] | [`BrokerClient`]: one broker connection, one typed method per operation |
+//! | [`broker`] | [`BrokerClient`]: one broker connection, one typed method per operation; [`broker::BrokerManager`]: pools, health checks, statistics |
 //! | [`namesrv`] | [`NameServerClient`]: topic routes, cluster info, topic creation |
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
@@ -23,6 +23,7 @@
 //! | thread name | started by | stops when |
 //! |---|---|---|
 //! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
+//! | `rocketmq-health-<n>` | [`broker::BrokerManager::start`], one per manager | [`broker::BrokerManager::shutdown`] or `Drop` of the manager wakes it (a `Condvar`, within a second even mid-interval) and joins it |
 //!
 //! # Example
 //! ```no_run

@@ -238,7 +238,9 @@ pub struct PullRequest {
     pub commit_offset: i64,
     /// Long-poll: the broker holds the request up to this long.
     pub suspend: Option<Duration>,
-    /// Subscription expression (`*`, `A || B`, or SQL92).
+    /// Subscription expression (`*`, `A || B`, or SQL92). `Some` sets the
+    /// SUBSCRIPTION flag and needs no heartbeat; `None` makes the broker use
+    /// the subscription the group registered by heartbeat.
     pub expression: Option<String>,
     /// `TAG` (default) or `SQL92`.
     pub expression_type: String,
@@ -247,7 +249,7 @@ pub struct PullRequest {
 }
 
 impl PullRequest {
-    /// Pull up to 32 messages of `queue` from `offset`, no filter, no suspend.
+    /// Pull up to 32 messages of `queue` from `offset`, expression `*`, no suspend.
     pub fn new(consumer_group: impl Into<String>, queue: MessageQueue, offset: i64) -> Self {
         PullRequest {
             consumer_group: consumer_group.into(),
@@ -257,7 +259,7 @@ impl PullRequest {
             sys_flag: 0,
             commit_offset: 0,
             suspend: None,
-            expression: None,
+            expression: Some(crate::protocol::body::SUB_ALL.to_string()),
             expression_type: crate::protocol::body::EXPRESSION_TAG.to_string(),
             sub_version: 0,
         }
@@ -529,8 +531,10 @@ impl BrokerClient {
                 m
             })
             .collect();
-        let mut carrier = Message::new(queue.topic.clone(), message::encode_batch(&prepared));
-        carrier.set_property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX, message::new_unique_id());
+        // The carrier gets no unique key of its own: 5.3 brokers append the
+        // carrier's properties to every message of the batch, and a carrier
+        // key would replace each message's own.
+        let carrier = Message::new(queue.topic.clone(), message::encode_batch(&prepared));
         let cmd = self.send_command(request::SEND_BATCH_MESSAGE, producer_group, queue, &carrier, 0, true);
         Ok((cmd, ids.join(",")))
     }

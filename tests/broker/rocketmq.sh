@@ -1,0 +1,280 @@
+#!/usr/bin/env bash
+# Real Apache RocketMQ for the tests: a NameServer and two master brokers
+# (broker-a, broker-b, cluster DefaultCluster) on 127.0.0.1.
+#
+#   tests/broker/rocketmq.sh start            # idempotent; prints `export ROCKETMQ_NAMESRV_ADDR=...`
+#   tests/broker/rocketmq.sh stop             # stops what this script started (by PID)
+#   tests/broker/rocketmq.sh status           # exit 0 when all three run
+#   tests/broker/rocketmq.sh stop-broker NAME # kill -9, to simulate a crash
+#   tests/broker/rocketmq.sh start-broker NAME
+#   tests/broker/rocketmq.sh restart-broker NAME
+#
+# Usage: eval "$(tests/broker/rocketmq.sh start)"
+#
+# The jars of the pinned release (ROCKETMQ_VERSION, default below) come from
+# Maven Central through `mvn` into ${XDG_CACHE_HOME:-~/.cache}/rocketmq-blocking/<version>.
+# Runtime files (configs, stores, logs, PIDs) live in target/rocketmq/; the
+# brokers' own logs are under target/rocketmq/home-<name>/logs/rocketmqlogs.
+# One set runs at a time: stop it before starting another version.
+# broker-a answers in JSON, broker-b in the ROCKETMQ binary header.
+# Ports: name server 19876; broker-a 20911 (also 20909 VIP, 20912 HA);
+# broker-b 21911 (21909, 21912).
+set -euo pipefail
+
+VERSION=${ROCKETMQ_VERSION:-5.3.3}
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
+RUN=$ROOT/target/rocketmq
+NS_PORT=19876
+NS_ADDR=127.0.0.1:$NS_PORT
+BROKERS=(broker-a broker-b)
+START_TIMEOUT=${ROCKETMQ_START_TIMEOUT:-180}
+
+log() { printf '[rocketmq.sh] %s\n' "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+port_of() {
+  case "$1" in
+    broker-a) echo 20911 ;;
+    broker-b) echo 21911 ;;
+    *) die "unknown broker '$1' (known: ${BROKERS[*]})" ;;
+  esac
+}
+
+fetch_jars() {
+  [ -f "$CACHE/lib/.complete" ] && return 0
+  command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install maven)"
+  mkdir -p "$CACHE"
+  log "fetching Apache RocketMQ $VERSION jars with Maven into $CACHE/lib"
+  cat >"$CACHE/pom.xml" <<POM
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>rocketmq-blocking.tests</groupId>
+  <artifactId>rocketmq-jars</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-namesrv</artifactId><version>$VERSION</version></dependency>
+    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-broker</artifactId><version>$VERSION</version></dependency>
+    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-tools</artifactId><version>$VERSION</version></dependency>
+  </dependencies>
+</project>
+POM
+  rm -rf "$CACHE/lib"
+  (cd "$CACHE" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$CACHE/lib" -DincludeScope=runtime >&2) \
+    || die "mvn could not fetch rocketmq $VERSION"
+  touch "$CACHE/lib/.complete"
+}
+
+# JVM flags (into the array OPTS): small heaps, and the JDK internals the
+# store touches on Java 9+.
+java_opts() {
+  local name=$1
+  OPTS=(-server -Xms256m -Xmx512m -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
+    --add-exports java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.nio=ALL-UNNAMED \
+    --add-exports java.base/jdk.internal.ref=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
+    --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-opens java.base/java.util=ALL-UNNAMED \
+    -Duser.home="$RUN/home-$name" -Drocketmq.home.dir="$RUN/home-$name" \
+    -Drocketmq.broker.diskSpaceWarningLevelRatio=0.99 -Drocketmq.broker.diskSpaceCleanForciblyRatio=0.98 \
+    -cp "$CACHE/lib/*")
+  # broker-b answers with the ROCKETMQ binary header, broker-a with JSON,
+  # so the tests meet both encodings from real brokers.
+  if [ "$name" = broker-b ]; then OPTS+=(-Drocketmq.serialize.type=ROCKETMQ); fi
+}
+
+pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+write_configs() {
+  mkdir -p "$RUN"
+  printf 'listenPort=%s\n' "$NS_PORT" >"$RUN/namesrv.conf"
+  local b port
+  for b in "${BROKERS[@]}"; do
+    port=$(port_of "$b")
+    mkdir -p "$RUN/store-$b" "$RUN/home-$b/conf"
+    cat >"$RUN/$b.conf" <<CONF
+brokerClusterName=DefaultCluster
+brokerName=$b
+brokerId=0
+brokerRole=ASYNC_MASTER
+flushDiskType=ASYNC_FLUSH
+namesrvAddr=$NS_ADDR
+brokerIP1=127.0.0.1
+brokerIP2=127.0.0.1
+listenPort=$port
+storePathRootDir=$RUN/store-$b
+storePathCommitLog=$RUN/store-$b/commitlog
+mappedFileSizeCommitLog=67108864
+mappedFileSizeConsumeQueue=600000
+autoCreateTopicEnable=true
+autoCreateSubscriptionGroup=true
+enablePropertyFilter=true
+filterSupportRetry=true
+transactionCheckInterval=2000
+transactionTimeOut=1000
+diskMaxUsedSpaceRatio=95
+diskSpaceWarningLevelRatio=99
+diskSpaceCleanForciblyRatio=98
+waitTimeMillsInSendQueue=3000
+osPageCacheBusyTimeOutMills=5000
+CONF
+  done
+}
+
+wait_until() { # seconds description command...
+  local limit=$1 what=$2
+  shift 2
+  local deadline=$((SECONDS + limit))
+  local rc
+  while true; do
+    rc=0
+    "$@" || rc=$?
+    [ $rc -eq 0 ] && return 0
+    [ $rc -eq 2 ] && return 1
+    [ $SECONDS -lt $deadline ] || return 1
+    sleep 0.3
+  done
+}
+
+show_failure() {
+  local name=$1
+  log "---- tail of $RUN/$name.out"
+  tail -n 40 "$RUN/$name.out" >&2 2>/dev/null || true
+  local f="$RUN/home-$name/logs/rocketmqlogs/$( [ "$name" = namesrv ] && echo namesrv || echo broker).log"
+  [ -f "$f" ] && { log "---- tail of $f"; tail -n 40 "$f" >&2; }
+  log "---- disk usage"
+  df -h "$RUN" >&2 || true
+}
+
+start_namesrv() {
+  if pid_alive namesrv; then return 0; fi
+  port_open "$NS_PORT" && die "port $NS_PORT is taken by a process this script did not start"
+  mkdir -p "$RUN/home-namesrv"
+  java_opts namesrv
+  ROCKETMQ_HOME="$RUN/home-namesrv" nohup java "${OPTS[@]}" \
+    org.apache.rocketmq.namesrv.NamesrvStartup -c "$RUN/namesrv.conf" >"$RUN/namesrv.out" 2>&1 &
+  echo $! >"$RUN/namesrv.pid"
+  wait_until 60 "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
+}
+
+registered() { # broker names... : all listed by the name server
+  local out
+  out=$(java -Xmx128m -cp "$CACHE/lib/*" -Duser.home="$RUN/home-admin" \
+    org.apache.rocketmq.tools.command.MQAdminStartup clusterList -n "$NS_ADDR" 2>/dev/null) || return 1
+  local b
+  for b in "$@"; do
+    grep -q -- "$b" <<<"$out" || return 1
+  done
+}
+
+booted() { grep -q "boot success" "$RUN/$1.out" 2>/dev/null; }
+
+# alive_and NAME command...: fails at once (exit 2 ends wait_until) when NAME died.
+alive_and() {
+  local name=$1
+  shift
+  pid_alive "$name" || return 2
+  "$@"
+}
+
+launch_broker() {
+  local name=$1
+  if pid_alive "$name"; then return 0; fi
+  local port
+  port=$(port_of "$name")
+  port_open "$port" && die "port $port is taken by a process this script did not start"
+  : >"$RUN/$name.out"
+  java_opts "$name"
+  ROCKETMQ_HOME="$RUN/home-$name" nohup java "${OPTS[@]}" \
+    org.apache.rocketmq.broker.BrokerStartup -c "$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
+  echo $! >"$RUN/$name.pid"
+}
+
+await_broker() {
+  local name=$1
+  wait_until "$START_TIMEOUT" "$name boot" alive_and "$name" booted "$name" || { show_failure "$name"; die "$name did not boot"; }
+}
+
+stop_pid() { # name signal
+  local name=$1 sig=$2 pid
+  [ -f "$RUN/$name.pid" ] || return 0
+  pid=$(cat "$RUN/$name.pid")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "-$sig" "$pid" 2>/dev/null || true
+    local deadline=$((SECONDS + 15))
+    while kill -0 "$pid" 2>/dev/null; do
+      if [ $SECONDS -ge $deadline ]; then kill -9 "$pid" 2>/dev/null || true; fi
+      sleep 0.1
+    done
+  fi
+  rm -f "$RUN/$name.pid"
+}
+
+check_version() {
+  if [ -f "$RUN/VERSION" ] && pid_alive namesrv && [ "$(cat "$RUN/VERSION")" != "$VERSION" ]; then
+    die "RocketMQ $(cat "$RUN/VERSION") is running; stop it before starting $VERSION"
+  fi
+}
+
+cmd_start() {
+  check_version
+  if pid_alive namesrv && pid_alive broker-a && pid_alive broker-b; then
+    echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
+    return 0
+  fi
+  fetch_jars
+  local t0=$SECONDS
+  write_configs
+  echo "$VERSION" >"$RUN/VERSION"
+  start_namesrv
+  local b
+  for b in "${BROKERS[@]}"; do launch_broker "$b"; done
+  for b in "${BROKERS[@]}"; do await_broker "$b"; done
+  wait_until 60 "registration" registered "${BROKERS[@]}" || { show_failure broker-a; die "brokers did not register"; }
+  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, broker-a 127.0.0.1:20911, broker-b 127.0.0.1:21911"
+  echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
+}
+
+cmd_stop() {
+  local b
+  for b in "${BROKERS[@]}"; do stop_pid "$b" TERM; done
+  stop_pid namesrv TERM
+  log "stopped"
+}
+
+cmd_status() {
+  local ok=0 n
+  for n in namesrv "${BROKERS[@]}"; do
+    if pid_alive "$n"; then log "$n running (pid $(cat "$RUN/$n.pid"))"; else log "$n not running"; ok=1; fi
+  done
+  return $ok
+}
+
+cmd_stop_broker() {
+  port_of "$1" >/dev/null
+  stop_pid "$1" 9
+  log "$1 killed"
+}
+
+cmd_start_broker() {
+  port_of "$1" >/dev/null
+  pid_alive namesrv || die "name server is not running: use start"
+  fetch_jars
+  if pid_alive "$1"; then return 0; fi
+  launch_broker "$1"
+  await_broker "$1"
+  wait_until 60 "registration" registered "$1" || { show_failure "$1"; die "$1 did not register"; }
+  log "$1 started"
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) cmd_stop ;;
+  status) cmd_status ;;
+  stop-broker) cmd_stop_broker "${2:?broker name}" ;;
+  start-broker) cmd_start_broker "${2:?broker name}" ;;
+  restart-broker) cmd_stop_broker "${2:?broker name}"; cmd_start_broker "$2" ;;
+  env) echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR" ;;
+  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env" ;;
+esac

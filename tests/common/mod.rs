@@ -1,0 +1,157 @@
+//! Shared helpers of the integration tests. They talk to the real brokers
+//! started by `tests/broker/rocketmq.sh start`, found through
+//! `ROCKETMQ_NAMESRV_ADDR`.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use rocketmq_blocking::broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus};
+use rocketmq_blocking::{MessageExt, MessageQueue, NameServerClient, TopicConfig};
+
+/// The cluster the harness starts.
+pub const CLUSTER: &str = "DefaultCluster";
+
+/// The name server address; the tests never skip silently.
+pub fn namesrv_addr() -> String {
+    std::env::var("ROCKETMQ_NAMESRV_ADDR")
+        .expect("ROCKETMQ_NAMESRV_ADDR is not set: start the brokers with `eval \"$(tests/broker/rocketmq.sh start)\"`")
+}
+
+pub fn namesrv() -> NameServerClient {
+    NameServerClient::new(&namesrv_addr()).expect("name server address")
+}
+
+/// A name unique to this test run: `prefix_<pid>_<n>_<millis>`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() % 100_000_000;
+    format!("{prefix}_{}_{}_{ms}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Polls `cond` every 50 ms until it returns `Some` or `limit` passes.
+pub fn wait_for<T>(limit: Duration, what: &str, mut cond: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = cond() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Master address of a broker.
+pub fn broker_addr(name: &str) -> String {
+    let info = namesrv().cluster_info().expect("cluster info");
+    info.broker_addr_table
+        .get(name)
+        .and_then(|b| b.master_addr())
+        .unwrap_or_else(|| panic!("broker {name} not registered: {info:?}"))
+        .to_string()
+}
+
+/// Creates a topic on both brokers and waits until its route lists both.
+pub fn create_topic(topic: &str, queues: i32) {
+    let ns = namesrv();
+    let created = ns.create_topic(CLUSTER, &TopicConfig::new(topic).queues(queues)).expect("create topic");
+    assert!(created.len() >= 2, "topic created on {created:?}");
+    wait_for(Duration::from_secs(30), "route of the new topic", || {
+        ns.topic_route(topic).ok().filter(|r| r.broker_datas.len() >= 2 && r.queue_datas.len() >= 2)
+    });
+}
+
+/// Creates a topic on one broker only and waits for its route.
+pub fn create_topic_on(broker: &str, topic: &str, queues: i32) {
+    let ns = namesrv();
+    ns.create_topic_on_broker(&broker_addr(broker), &TopicConfig::new(topic).queues(queues)).expect("create topic");
+    wait_for(Duration::from_secs(30), "route of the new topic", || {
+        ns.topic_route(topic).ok().filter(|r| r.broker_datas.iter().any(|b| b.broker_name == broker))
+    });
+}
+
+pub fn client(broker: &str) -> BrokerClient {
+    let config = ClientConfig::builder().request_timeout(Duration::from_secs(10)).build().unwrap();
+    BrokerClient::connect(&broker_addr(broker), &config).expect("connect to broker")
+}
+
+/// Pulls a queue from `offset` until `count` messages were read (bounded).
+pub fn pull_n(client: &BrokerClient, queue: &MessageQueue, mut offset: i64, count: usize) -> Vec<MessageExt> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while out.len() < count {
+        assert!(Instant::now() < deadline, "pulled only {} of {count} messages from {queue:?}", out.len());
+        let mut req = PullRequest::new("pull_n_group", queue.clone(), offset);
+        req.max_msgs = 32;
+        let r: PullResult = match client.pull(&req) {
+            Ok(r) => r,
+            // A retry or dead-letter topic appears only with its first message.
+            Err(rocketmq_blocking::Error::TopicNotFound { .. }) => {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            Err(e) => panic!("pull {queue:?} from {offset}: {e}"),
+        };
+        match r.status {
+            PullStatus::Found => {
+                offset = r.next_begin_offset;
+                out.extend(r.messages);
+            }
+            PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => std::thread::sleep(Duration::from_millis(50)),
+            PullStatus::OffsetIllegal => panic!("offset {offset} illegal on {queue:?}: {r:?}"),
+        }
+    }
+    out
+}
+
+/// Runs the broker harness script with `args` and panics if it fails.
+pub fn harness(args: &[&str]) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/broker/rocketmq.sh");
+    let status = std::process::Command::new("bash").arg(script).args(args).status().expect("run harness");
+    assert!(status.success(), "tests/broker/rocketmq.sh {args:?} failed");
+}
+
+/// Restarts a broker when dropped, so a killed broker comes back even when the test fails.
+pub struct RestartOnDrop(pub &'static str);
+
+impl Drop for RestartOnDrop {
+    fn drop(&mut self) {
+        harness(&["start-broker", self.0]);
+    }
+}
+
+/// Sends `msgs` to `queue` in batches of up to 32, in order.
+pub fn send_in_batches(client: &BrokerClient, queue: &MessageQueue, msgs: &[rocketmq_blocking::Message]) {
+    for chunk in msgs.chunks(32) {
+        client.send_batch("consumer_test_pg", queue, chunk).expect("send batch");
+    }
+}
+
+/// The sorted queues of a topic, as a consumer sees them.
+pub fn topic_queues(topic: &str) -> Vec<MessageQueue> {
+    let route = namesrv().topic_route(topic).expect("route");
+    let mut v: Vec<MessageQueue> = route
+        .queue_datas
+        .iter()
+        .flat_map(|q| (0..q.read_queue_nums).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i)))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Names of this process's threads started by the crate (`rocketmq-*`;
+/// Linux truncates names to 15 bytes).
+pub fn crate_threads() -> Vec<String> {
+    let mut names = Vec::new();
+    if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
+        for e in dir.flatten() {
+            if let Ok(name) = std::fs::read_to_string(e.path().join("comm")) {
+                let name = name.trim().to_string();
+                if name.starts_with("rocketmq-") {
+                    names.push(name);
+                }
+            }
+        }
+    }
+    names
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real brokers: starts the NameServer and
+# the two brokers (tests/broker/rocketmq.sh), runs `cargo test`, and stops
+# the brokers again if this script started them.
+#
+#   tests/run.sh                 # RocketMQ version pinned in the harness
+#   ROCKETMQ_VERSION=4.9.8 tests/run.sh --test foundation --test broker_client
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+harness=tests/broker/rocketmq.sh
+started=0
+if ! bash "$harness" status >/dev/null 2>&1; then
+  started=1
+fi
+stop() { if [ "$started" = 1 ]; then bash "$harness" stop || true; fi; }
+trap stop EXIT
+
+eval "$(bash "$harness" start)"
+export ROCKETMQ_NAMESRV_ADDR
+echo "ROCKETMQ_NAMESRV_ADDR=$ROCKETMQ_NAMESRV_ADDR" >&2
+
+if [ "$#" -eq 0 ]; then
+  set -- --all-targets
+fi
+cargo test --all-features "$@"
+# Doc tests (--all-targets leaves them out).
+if [ "$*" = "--all-targets" ]; then
+  cargo test --all-features --doc
+fi
