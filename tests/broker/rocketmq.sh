@@ -13,19 +13,21 @@
 #
 # The jars of the pinned release (ROCKETMQ_VERSION, default below) come from
 # Maven Central through `mvn` into ${XDG_CACHE_HOME:-~/.cache}/rocketmq-blocking/<version>.
-# Runtime files (configs, stores, logs, PIDs) live in target/rocketmq/; the
-# brokers' own logs are under target/rocketmq/home-<name>/logs/rocketmqlogs.
-# One set runs at a time: stop it before starting another version.
+# Runtime files (configs, stores, logs, PIDs) live in target/rocketmq-<version>/;
+# the brokers' own logs are under .../home-<name>/logs/rocketmqlogs.
 # broker-a answers in JSON, broker-b in the ROCKETMQ binary header.
 # Ports: name server 19876; broker-a 20911 (also 20909 VIP, 20912 HA);
-# broker-b 21911 (21909, 21912).
+# broker-b 21911 (21909, 21912). ROCKETMQ_PORT_OFFSET (default 0) is added to
+# each, so that two versions can run side by side, e.g.
+#   ROCKETMQ_VERSION=4.9.8 ROCKETMQ_PORT_OFFSET=100 tests/run.sh --test foundation
 set -euo pipefail
 
 VERSION=${ROCKETMQ_VERSION:-5.3.3}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
-RUN=$ROOT/target/rocketmq
-NS_PORT=19876
+RUN=$ROOT/target/rocketmq-$VERSION
+OFFSET=${ROCKETMQ_PORT_OFFSET:-0}
+NS_PORT=$((19876 + OFFSET))
 NS_ADDR=127.0.0.1:$NS_PORT
 BROKERS=(broker-a broker-b)
 START_TIMEOUT=${ROCKETMQ_START_TIMEOUT:-180}
@@ -35,8 +37,8 @@ die() { log "$*"; exit 1; }
 
 port_of() {
   case "$1" in
-    broker-a) echo 20911 ;;
-    broker-b) echo 21911 ;;
+    broker-a) echo $((20911 + OFFSET)) ;;
+    broker-b) echo $((21911 + OFFSET)) ;;
     *) die "unknown broker '$1' (known: ${BROKERS[*]})" ;;
   esac
 }
@@ -86,13 +88,30 @@ pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# 4.x brokers and name servers exit unless $ROCKETMQ_HOME/conf has their
+# logback configuration (5.x ships it inside the jars): one file appender.
+write_logback() { # file log-file
+  cat >"$1" <<XML
+<configuration>
+  <appender name="FILE" class="ch.qos.logback.core.FileAppender">
+    <file>$2</file>
+    <encoder><pattern>%d{yyy-MM-dd HH:mm:ss,SSS} %p %t - %m%n</pattern></encoder>
+  </appender>
+  <root level="INFO"><appender-ref ref="FILE"/></root>
+</configuration>
+XML
+}
+
 write_configs() {
   mkdir -p "$RUN"
   printf 'listenPort=%s\n' "$NS_PORT" >"$RUN/namesrv.conf"
+  mkdir -p "$RUN/home-namesrv/conf"
+  write_logback "$RUN/home-namesrv/conf/logback_namesrv.xml" "$RUN/home-namesrv/logs/rocketmqlogs/namesrv.log"
   local b port
   for b in "${BROKERS[@]}"; do
     port=$(port_of "$b")
     mkdir -p "$RUN/store-$b" "$RUN/home-$b/conf"
+    write_logback "$RUN/home-$b/conf/logback_broker.xml" "$RUN/home-$b/logs/rocketmqlogs/broker.log"
     cat >"$RUN/$b.conf" <<CONF
 brokerClusterName=DefaultCluster
 brokerName=$b
@@ -160,7 +179,11 @@ start_namesrv() {
 
 registered() { # broker names... : all listed by the name server
   local out
-  out=$(java -Xmx128m -cp "$CACHE/lib/*" -Duser.home="$RUN/home-admin" \
+  mkdir -p "$RUN/home-admin/conf"
+  [ -f "$RUN/home-admin/conf/logback_tools.xml" ] ||
+    write_logback "$RUN/home-admin/conf/logback_tools.xml" "$RUN/home-admin/tools.log"
+  out=$(ROCKETMQ_HOME="$RUN/home-admin" java -Xmx128m -cp "$CACHE/lib/*" -Duser.home="$RUN/home-admin" \
+    -Drocketmq.home.dir="$RUN/home-admin" \
     org.apache.rocketmq.tools.command.MQAdminStartup clusterList -n "$NS_ADDR" 2>/dev/null) || return 1
   local b
   for b in "$@"; do
@@ -211,14 +234,7 @@ stop_pid() { # name signal
   rm -f "$RUN/$name.pid"
 }
 
-check_version() {
-  if [ -f "$RUN/VERSION" ] && pid_alive namesrv && [ "$(cat "$RUN/VERSION")" != "$VERSION" ]; then
-    die "RocketMQ $(cat "$RUN/VERSION") is running; stop it before starting $VERSION"
-  fi
-}
-
 cmd_start() {
-  check_version
   if pid_alive namesrv && pid_alive broker-a && pid_alive broker-b; then
     echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
     return 0
@@ -226,13 +242,12 @@ cmd_start() {
   fetch_jars
   local t0=$SECONDS
   write_configs
-  echo "$VERSION" >"$RUN/VERSION"
   start_namesrv
   local b
   for b in "${BROKERS[@]}"; do launch_broker "$b"; done
   for b in "${BROKERS[@]}"; do await_broker "$b"; done
   wait_until 60 "registration" registered "${BROKERS[@]}" || { show_failure broker-a; die "brokers did not register"; }
-  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, broker-a 127.0.0.1:20911, broker-b 127.0.0.1:21911"
+  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, broker-a 127.0.0.1:$(port_of broker-a), broker-b 127.0.0.1:$(port_of broker-b)"
   echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
 }
 
