@@ -17,9 +17,11 @@ use crate::error::ProtocolError;
 /// Default limit on one frame: 16 MiB.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 
-/// Protocol version sent in request headers (Java's `MQVersion` ordinal of
-/// 4.9.x; brokers use it only to enable features older clients lack).
-pub const CLIENT_VERSION: i32 = 399;
+/// Protocol version sent in request headers: the ordinal of `V4_9_8` in
+/// Java's `MQVersion.Version` (5.3.3 brokers answer with 479, `V5_3_3`).
+/// Brokers use it only to switch on what older clients lack; this client
+/// uses the 4.9 protocol, which 4.x and 5.x brokers both speak.
+pub const CLIENT_VERSION: i32 = 409;
 
 /// Flag bit 0: this frame is a response.
 pub const FLAG_RESPONSE: i32 = 1;
