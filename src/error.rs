@@ -292,6 +292,25 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// An environment variable holds a value that cannot be used.
+    #[error("environment variable {variable}={value:?}: {reason}")]
+    InvalidEnv {
+        /// The variable's name.
+        variable: String,
+        /// Its value.
+        value: String,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// A local offset file (broadcasting consumers) could not be read or written.
+    #[error("offset file {}: {source}", path.display())]
+    OffsetFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The I/O error (`InvalidData` for a file that does not parse).
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// What a response refers to, used to pick an error variant.

@@ -11,6 +11,7 @@
 //!
 //! | module | what it is |
 //! |---|---|
+//! | [`consumer`] | [`PushConsumer`], [`LitePullConsumer`]: rebalancing, offset stores, retries |
 //! | [`broker`] | [`BrokerClient`]: one broker connection, one typed method per operation; [`broker::BrokerManager`]: pools, health checks, statistics |
 //! | [`namesrv`] | [`NameServerClient`]: topic routes, cluster info, topic creation |
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
@@ -23,6 +24,9 @@
 //! | thread name | started by | stops when |
 //! |---|---|---|
 //! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
+//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal | `shutdown` (or `Drop`) signals its `Condvar`; joined |
+//! | `rocketmq-pull-<n>` | a consumer, one per assigned queue (long-polling pull loop) | the queue is taken away by a rebalance (ends when its parked pull returns; joined by the rebalance thread) or `shutdown` closes the connections (ends at once; joined) |
+//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`] with a concurrent listener, [`consumer::ConsumerConfig::consume_threads`] of them (default 20) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
 //! | `rocketmq-health-<n>` | [`broker::BrokerManager::start`], one per manager | [`broker::BrokerManager::shutdown`] or `Drop` of the manager wakes it (a `Condvar`, within a second even mid-interval) and joins it |
 //!
 //! # Example
@@ -39,6 +43,7 @@
 #![deny(missing_docs)]
 
 pub mod broker;
+pub mod consumer;
 pub mod error;
 pub mod namesrv;
 pub mod net;
@@ -46,6 +51,7 @@ pub mod protocol;
 pub mod validate;
 
 pub use broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus, SendResult, SendStatus};
+pub use consumer::{ConsumerConfig, LitePullConsumer, MessageSelector, PushConsumer};
 pub use error::{Error, ProtocolError, Result};
 pub use namesrv::{NameServerClient, TopicConfig};
 pub use protocol::{Message, MessageExt, MessageQueue};

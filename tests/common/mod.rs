@@ -120,6 +120,18 @@ impl Drop for RestartOnDrop {
     }
 }
 
+/// A consumer config for the tests: the harness's name server, short
+/// intervals (rebalance 1 s, persist 500 ms, heartbeat 5 s).
+pub fn consumer_config(group: &str) -> rocketmq_blocking::consumer::ConsumerConfigBuilder {
+    rocketmq_blocking::consumer::ConsumerConfig::builder()
+        .group(group)
+        .namesrv_addr(namesrv_addr())
+        .rebalance_interval(Duration::from_secs(1))
+        .persist_interval(Duration::from_millis(500))
+        .heartbeat_interval(Duration::from_secs(5))
+        .pull_error_delay(Duration::from_millis(500))
+}
+
 /// Sends `msgs` to `queue` in batches of up to 32, in order.
 pub fn send_in_batches(client: &BrokerClient, queue: &MessageQueue, msgs: &[rocketmq_blocking::Message]) {
     for chunk in msgs.chunks(32) {

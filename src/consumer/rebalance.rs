@@ -1,0 +1,146 @@
+//! Rebalancing and the consumer's background thread.
+//!
+//! One thread per consumer, `rocketmq-rebalance-<n>`, does every periodic
+//! job: rebalance (every interval, and at once when a broker sends
+//! NOTIFY_CONSUMER_IDS_CHANGED), heartbeat, offset persist and — orderly —
+//! lock renewal. It waits on the instance's [`Signal`](super::instance::Signal)
+//! with a timeout, so `shutdown` wakes it at once.
+//!
+//! A rebalance, per subscribed topic: read the topic's queues from the name
+//! server and the group's consumer ids from a broker, sort both, allocate
+//! (clustering) or take all (broadcasting), then drop the queues no longer
+//! ours and add the new ones.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::instance::Instance;
+use super::offset_store::OffsetStore;
+use super::spawn;
+use crate::error::Result;
+use crate::protocol::body::ConsumeFromWhere;
+use crate::protocol::MessageQueue;
+
+/// What a consumer does when queues come and go; the background thread calls it.
+pub(crate) trait QueueOwner: Send + Sync {
+    /// Queues of `topic` held now.
+    fn held(&self, topic: &str) -> BTreeSet<MessageQueue>;
+    /// Starts consuming a queue.
+    fn add(self: Arc<Self>, mq: MessageQueue);
+    /// Stops consuming a queue: no more pulls, offset persisted, lock released.
+    fn remove(&self, mq: &MessageQueue);
+    /// Persists the offsets of the held queues.
+    fn persist(&self);
+    /// Orderly: renews the broker locks of the held queues.
+    fn renew_locks(&self) {}
+    /// Joins pull threads of removed queues that have ended.
+    fn reap(&self) {}
+}
+
+/// The queues this consumer should hold for `topic`; `None` keeps the
+/// current ones (route or consumer list not available).
+pub(crate) fn desired_queues(inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
+    let all = inst.topic_queues(topic).ok()?;
+    if !inst.clustering() {
+        return Some(all.into_iter().collect());
+    }
+    let ids = inst.consumer_ids(topic).ok()?;
+    if ids.is_empty() {
+        return None;
+    }
+    Some(inst.config.allocate_strategy().allocate(&inst.client_id, &all, &ids).into_iter().collect())
+}
+
+/// One rebalance over every subscribed topic.
+pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
+    for sub in inst.subscriptions() {
+        if inst.signal.is_stopped() {
+            return;
+        }
+        let Some(desired) = desired_queues(inst, &sub.topic) else { continue };
+        let held = owner.held(&sub.topic);
+        for mq in held.difference(&desired) {
+            owner.remove(mq);
+        }
+        for mq in desired.difference(&held) {
+            Arc::clone(owner).add(mq.clone());
+        }
+    }
+}
+
+/// Where to start a queue: the stored offset, else by consume-from-where
+/// (Java's `computePullFromWhere`): last → max offset (retry topics: 0),
+/// first → 0, timestamp → the first message stored at or after it
+/// (retry topics: max offset).
+pub(crate) fn start_offset(
+    inst: &Instance,
+    store: &OffsetStore,
+    mq: &MessageQueue,
+    consume_timestamp_ms: i64,
+) -> Result<i64> {
+    if let Some(o) = store.read_store(inst, mq)? {
+        if o >= 0 {
+            return Ok(o);
+        }
+    }
+    let retry = mq.topic.starts_with("%RETRY%");
+    let offset = match inst.config.consume_from_where() {
+        ConsumeFromWhere::FirstOffset => 0,
+        ConsumeFromWhere::LastOffset if retry => 0,
+        ConsumeFromWhere::LastOffset => inst.broker_of(mq)?.max_offset(mq)?,
+        ConsumeFromWhere::Timestamp if retry => inst.broker_of(mq)?.max_offset(mq)?,
+        ConsumeFromWhere::Timestamp => inst.broker_of(mq)?.search_offset(mq, consume_timestamp_ms)?,
+    };
+    store.update(mq, offset, false);
+    Ok(offset)
+}
+
+/// Starts the background thread.
+pub(crate) fn spawn_service(
+    inst: Arc<Instance>,
+    owner: Arc<dyn QueueOwner>,
+    renew_locks: bool,
+) -> Result<JoinHandle<()>> {
+    spawn("rebalance", move || run(&inst, &owner, renew_locks))
+}
+
+fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>, renew_locks: bool) {
+    let c = &inst.config;
+    let now = Instant::now();
+    let mut next_rebalance = now;
+    let mut next_heartbeat = now + c.heartbeat_interval();
+    let mut next_persist = now + c.persist_interval();
+    let mut next_lock = now + c.lock_renew_interval();
+    loop {
+        let mut deadline = next_rebalance.min(next_heartbeat).min(next_persist);
+        if renew_locks {
+            deadline = deadline.min(next_lock);
+        }
+        // Wake at least every second to reap ended pull threads.
+        deadline = deadline.min(Instant::now() + Duration::from_secs(1));
+        let w = inst.signal.wait_until(deadline);
+        if w.stopped {
+            return;
+        }
+        let now = Instant::now();
+        if w.heartbeat || now >= next_heartbeat {
+            inst.heartbeat_all();
+            next_heartbeat = Instant::now() + c.heartbeat_interval();
+        }
+        if w.rebalance || now >= next_rebalance {
+            rebalance(inst, owner);
+            next_rebalance = Instant::now() + c.rebalance_interval();
+        }
+        if renew_locks && now >= next_lock {
+            owner.renew_locks();
+            next_lock = Instant::now() + c.lock_renew_interval();
+        }
+        if now >= next_persist {
+            owner.persist();
+            next_persist = Instant::now() + c.persist_interval();
+        }
+        owner.reap();
+    }
+}
