@@ -26,6 +26,9 @@ VERSION=${ROCKETMQ_VERSION:-5.3.3}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
 RUN=$ROOT/target/rocketmq-$VERSION
+mkdir -p "$RUN"
+RUN_AS_GIVEN=$RUN
+RUN=$(cd -P "$RUN" && pwd)
 OFFSET=${ROCKETMQ_PORT_OFFSET:-0}
 NS_PORT=$((19876 + OFFSET))
 NS_ADDR=127.0.0.1:$NS_PORT
@@ -84,7 +87,14 @@ java_opts() {
   if [ "$name" = broker-b ]; then OPTS+=(-Drocketmq.serialize.type=ROCKETMQ); fi
 }
 
-pid_alive() { [ -f "$RUN/$1.pid" ] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+# A PID counts as ours only while its command line names our config file,
+# so a stale PID file never makes this script signal someone else's process.
+pid_alive() {
+  [ -f "$RUN/$1.pid" ] || return 1
+  local args
+  args=$(ps -ww -o args= -p "$(cat "$RUN/$1.pid")" 2>/dev/null) || return 1
+  [[ $args == *" -c $RUN/$1.conf"* || $args == *" -c $RUN_AS_GIVEN/$1.conf"* ]]
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -177,17 +187,23 @@ start_namesrv() {
   wait_until 60 "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
 }
 
-registered() { # broker names... : all listed by the name server
-  local out
-  mkdir -p "$RUN/home-admin/conf"
-  [ -f "$RUN/home-admin/conf/logback_tools.xml" ] ||
-    write_logback "$RUN/home-admin/conf/logback_tools.xml" "$RUN/home-admin/tools.log"
-  out=$(ROCKETMQ_HOME="$RUN/home-admin" java -Xmx128m -cp "$CACHE/lib/*" -Duser.home="$RUN/home-admin" \
-    -Drocketmq.home.dir="$RUN/home-admin" \
-    org.apache.rocketmq.tools.command.MQAdminStartup clusterList -n "$NS_ADDR" 2>/dev/null) || return 1
-  local b
+# The name server's cluster info, asked with one raw GET_BROKER_CLUSTER_INFO
+# (code 106) frame over bash's /dev/tcp: no JVM start per poll.
+cluster_info() {
+  local hdr='{"code":106,"flag":0,"language":"JAVA","opaque":1,"serializeTypeCurrentRPC":"JSON","version":0}'
+  timeout 5 bash -c '
+    be32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1>>24&255)) $(($1>>16&255)) $(($1>>8&255)) $(($1&255)); }
+    exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+    printf "%b%b%s" "$(be32 $((${#2}+4)))" "$(be32 ${#2})" "$2" >&3
+    len=$(head -c 4 <&3 | od -An -tu1 | awk "{print \$1*16777216+\$2*65536+\$3*256+\$4}")
+    head -c "$len" <&3 | tr -d "\000"' _ "$NS_PORT" "$hdr" 2>/dev/null || true
+}
+
+registered() { # broker names... : all listed by the name server with their address
+  local info b
+  info=$(cluster_info)
   for b in "$@"; do
-    grep -q -- "$b" <<<"$out" || return 1
+    [[ $info == *"\"127.0.0.1:$(port_of "$b")\""* ]] || return 1
   done
 }
 
@@ -241,6 +257,12 @@ cmd_start() {
   fi
   fetch_jars
   local t0=$SECONDS
+  local n
+  for n in namesrv "${BROKERS[@]}"; do
+    pid_alive "$n" && die "$n is running but not all are: use stop, then start"
+  done
+  # A fresh start begins with empty stores, so every run starts alike.
+  rm -rf "$RUN"/store-*
   write_configs
   start_namesrv
   local b
