@@ -105,6 +105,11 @@ pub mod pull_flag {
     pub const LITE_PULL: i32 = 0x10;
 }
 
+/// The keys of a space-separated `KEYS` property.
+fn split_keys(keys: Option<&str>) -> Vec<&str> {
+    keys.map(|k| k.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+}
+
 const NAME_VALUE_SEPARATOR: char = '\u{1}';
 const PROPERTY_SEPARATOR: char = '\u{2}';
 
@@ -268,7 +273,7 @@ impl Message {
 
     /// The keys.
     pub fn keys(&self) -> Vec<&str> {
-        self.property(property::KEYS).map(|k| k.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+        split_keys(self.property(property::KEYS))
     }
 
     /// The delay level, if set.
@@ -336,7 +341,7 @@ impl MessageExt {
 
     /// The keys.
     pub fn keys(&self) -> Vec<&str> {
-        self.property(property::KEYS).map(|k| k.split(' ').filter(|s| !s.is_empty()).collect()).unwrap_or_default()
+        split_keys(self.property(property::KEYS))
     }
 }
 
