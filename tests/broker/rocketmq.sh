@@ -19,7 +19,7 @@
 # Ports: name server 19876; broker-a 20911 (also 20909 VIP, 20912 HA);
 # broker-b 21911 (21909, 21912). ROCKETMQ_PORT_OFFSET (default 0) is added to
 # each, so that two versions can run side by side, e.g.
-#   ROCKETMQ_VERSION=4.9.8 ROCKETMQ_PORT_OFFSET=100 tests/run.sh --test foundation
+#   ROCKETMQ_VERSION=4.9.7 ROCKETMQ_PORT_OFFSET=100 tests/run.sh --test foundation
 set -euo pipefail
 
 VERSION=${ROCKETMQ_VERSION:-5.3.3}
@@ -114,7 +114,8 @@ XML
 
 write_configs() {
   mkdir -p "$RUN"
-  printf 'listenPort=%s\n' "$NS_PORT" >"$RUN/namesrv.conf"
+  # bindAddress keeps 5.x on loopback (4.x ignores the key and binds 0.0.0.0).
+  printf 'listenPort=%s\nbindAddress=127.0.0.1\n' "$NS_PORT" >"$RUN/namesrv.conf"
   mkdir -p "$RUN/home-namesrv/conf"
   write_logback "$RUN/home-namesrv/conf/logback_namesrv.xml" "$RUN/home-namesrv/logs/rocketmqlogs/namesrv.log"
   local b port
@@ -132,6 +133,7 @@ namesrvAddr=$NS_ADDR
 brokerIP1=127.0.0.1
 brokerIP2=127.0.0.1
 listenPort=$port
+bindAddress=127.0.0.1
 storePathRootDir=$RUN/store-$b
 storePathCommitLog=$RUN/store-$b/commitlog
 mappedFileSizeCommitLog=67108864
@@ -145,6 +147,7 @@ transactionTimeOut=1000
 diskMaxUsedSpaceRatio=95
 diskSpaceWarningLevelRatio=99
 diskSpaceCleanForciblyRatio=98
+# (5.x caps the warning level at 90 %: a disk fuller than that refuses writes.)
 waitTimeMillsInSendQueue=3000
 osPageCacheBusyTimeOutMills=5000
 CONF
