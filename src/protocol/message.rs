@@ -636,10 +636,18 @@ pub fn new_unique_id() -> String {
 }
 
 /// Reads the client IP and pid out of a unique id made by [`new_unique_id`]
-/// or a Java client (IPv4 form only).
-pub fn unique_id_origin(id: &str) -> Result<(Ipv4Addr, u16), ProtocolError> {
-    let b = unhex(id).filter(|b| b.len() == 16).ok_or_else(|| ProtocolError::BadMessageId(id.to_string()))?;
-    Ok((Ipv4Addr::new(b[0], b[1], b[2], b[3]), u16::from_be_bytes([b[4], b[5]])))
+/// or a Java client: 32 hex characters with an IPv4 client, 56 with IPv6.
+pub fn unique_id_origin(id: &str) -> Result<(IpAddr, u16), ProtocolError> {
+    let b = unhex(id).ok_or_else(|| ProtocolError::BadMessageId(id.to_string()))?;
+    let (ip, rest) = match b.len() {
+        16 => (IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3])), &b[4..]),
+        28 => {
+            let o: [u8; 16] = b[..16].try_into().map_err(|_| ProtocolError::BadMessageId(id.to_string()))?;
+            (IpAddr::V6(Ipv6Addr::from(o)), &b[16..])
+        }
+        _ => return Err(ProtocolError::BadMessageId(id.to_string())),
+    };
+    Ok((ip, u16::from_be_bytes([rest[0], rest[1]])))
 }
 
 /// A queue of a topic on a broker.
@@ -707,8 +715,13 @@ mod tests {
         assert_eq!(a.len(), 32);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()));
         let (ip, pid) = unique_id_origin(&a).unwrap();
-        assert_eq!(ip, Ipv4Addr::LOCALHOST);
+        assert_eq!(ip, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert_eq!(pid, std::process::id() as u16);
+        // A Java client on an IPv6 host (id seen from the 5.3.3 Java client).
+        let (ip, pid) = unique_id_origin("FD000000000000000000000000000002149630946E097606763A0000").unwrap();
+        assert_eq!(ip, "fd00::2".parse::<IpAddr>().unwrap());
+        assert_eq!(pid, 0x1496);
+        assert!(unique_id_origin("ABC").is_err());
         assert_eq!(&a[..20], &b[..20]);
     }
 
