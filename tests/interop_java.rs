@@ -1,0 +1,429 @@
+//! Interop with the official Apache RocketMQ Java client, both ways, on the
+//! real brokers: messages sent by `BrokerClient::send` are read by the Java
+//! `DefaultLitePullConsumer`, and messages sent by the Java
+//! `DefaultMQProducer` are pulled by `BrokerClient::pull`; ids, tags, keys,
+//! bodies (binary, and one 10 KiB body each client compresses with zlib),
+//! flags and properties (non-ASCII too) must come out identical.
+//!
+//! The Java peer is `tests/interop/java` (`interop.Interop`), built once
+//! per run with `mvn compile` into Cargo's target dir, against the client
+//! version the brokers report. Maven and a JDK are required: without them
+//! the test fails, it does not skip.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use common::*;
+use rocketmq_blocking::broker::SendResult;
+use rocketmq_blocking::protocol::compress::ZLIB_TYPE_BITS;
+use rocketmq_blocking::protocol::message::{property, sys_flag};
+use rocketmq_blocking::protocol::{request, RemotingCommand, ResponseCode};
+use rocketmq_blocking::{Message, MessageExt, MessageQueue};
+
+/// Messages per direction: every queue gets some, message 1 has the 10 KiB
+/// compressed body, messages 3 and 7 have no tags, keys or user properties.
+const N: usize = 8;
+/// First build with a cold Maven repository downloads plugins and jars.
+const BUILD_LIMIT: Duration = Duration::from_secs(600);
+/// One run of the Java peer (it gives up after 60 s itself).
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+/// Properties the Java consumer adds to every pulled message on the client side.
+const JAVA_CLIENT_PROPS: [&str; 2] = [property::MIN_OFFSET, property::MAX_OFFSET];
+
+struct Output {
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `cmd` to completion within `limit`; kills it and panics past the
+/// limit, panics on a non-zero exit, with its output either way.
+fn run_bounded(mut cmd: Command, limit: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what} ({cmd:?}): {e}"));
+    let drain = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = Output { stdout: out.join().unwrap(), stderr: err.join().unwrap() };
+    match status {
+        None => panic!(
+            "{what} did not finish within {limit:?}; killed.\nstdout:\n{}\nstderr:\n{}",
+            output.stdout, output.stderr
+        ),
+        Some(s) if !s.success() => {
+            panic!("{what} failed ({s}).\nstdout:\n{}\nstderr:\n{}", output.stdout, output.stderr)
+        }
+        Some(_) => output,
+    }
+}
+
+/// Fails loudly when a tool the test needs is missing.
+fn require_tool(tool: &str, arg: &str) {
+    match Command::new(tool).arg(arg).stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => panic!("`{tool} {arg}` failed ({s}): the Java interop test needs Maven and a JDK 17"),
+        Err(e) => panic!("`{tool}` not found ({e}): the Java interop test needs Maven and a JDK 17 on PATH"),
+    }
+}
+
+/// The version the brokers report (`V5_3_3` becomes `5.3.3`).
+fn broker_version() -> String {
+    let resp = client("broker-a")
+        .invoke(RemotingCommand::request(request::GET_BROKER_RUNTIME_INFO), Duration::from_secs(10))
+        .expect("broker runtime info");
+    assert_eq!(resp.response_code(), ResponseCode::Success, "broker runtime info: {:?}", resp.remark);
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).expect("runtime info JSON");
+    let desc = v["table"]["brokerVersionDesc"].as_str().expect("brokerVersionDesc in the runtime info");
+    desc.trim_start_matches('V').replace('_', ".")
+}
+
+/// The class path of the built Java peer; built once per test run.
+fn java_classpath() -> &'static str {
+    static CP: OnceLock<String> = OnceLock::new();
+    CP.get_or_init(|| {
+        require_tool("java", "-version");
+        require_tool("mvn", "-v");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let build = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-java");
+        let version = broker_version();
+        let mut mvn = Command::new("mvn");
+        mvn.args(["-q", "-B", "-Dstyle.color=never", "-f"])
+            .arg(root.join("tests/interop/java/pom.xml"))
+            .arg(format!("-Dinterop.buildDir={}", build.display()))
+            .arg(format!("-Drocketmq.version={version}"))
+            .arg("compile");
+        let started = Instant::now();
+        run_bounded(mvn, BUILD_LIMIT, "mvn compile of tests/interop/java");
+        eprintln!("java peer (rocketmq-client {version}) built in {:?}", started.elapsed());
+        let deps = std::fs::read_to_string(build.join("dependencies.txt")).expect("dependencies.txt from the build");
+        format!("{}:{}", build.join("classes").display(), deps.trim())
+    })
+}
+
+/// Runs `interop.Interop ARGS` and returns its stdout lines starting with `tag|`.
+fn java_interop(args: &[&str], tag: &str) -> Vec<String> {
+    let cp = java_classpath();
+    let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-java-logs");
+    let mut java = Command::new("java");
+    java.arg("-cp")
+        .arg(cp)
+        .arg(format!("-Drocketmq.log.root={}", logs.display()))
+        .arg("interop.Interop")
+        .args(args)
+        .env("ROCKETMQ_NAMESRV_ADDR", namesrv_addr());
+    let out = run_bounded(java, RUN_LIMIT, &format!("java interop.Interop {}", args.join(" ")));
+    let prefix = format!("{tag}|");
+    let lines: Vec<String> = out.stdout.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect();
+    assert!(!lines.is_empty(), "no {tag} lines from the Java peer.\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
+    lines
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+/// The Java peer's properties: hex of sorted `name=value` lines.
+fn java_props(hex: &str) -> BTreeMap<String, String> {
+    let text = String::from_utf8(unhex(hex)).expect("properties are UTF-8");
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("name=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
+/// A message as the Java consumer decoded it (one `MSG|...` line).
+#[derive(Debug)]
+struct JavaMsg {
+    msg_id: String,
+    offset_msg_id: String,
+    broker: String,
+    queue_id: i32,
+    queue_offset: i64,
+    commit_log_offset: i64,
+    store_size: i32,
+    body_crc: i32,
+    flag: i32,
+    sys_flag: i32,
+    born_timestamp: i64,
+    born_host: String,
+    store_timestamp: i64,
+    store_host: String,
+    reconsume_times: i32,
+    tags: String,
+    keys: String,
+    body: Vec<u8>,
+    props: BTreeMap<String, String>,
+}
+
+fn parse_msg(line: &str) -> JavaMsg {
+    let f: Vec<&str> = line.split('|').collect();
+    assert_eq!(f.len(), 20, "MSG line with {} fields: {line}", f.len());
+    let num = |i: usize| f[i].parse::<i64>().unwrap_or_else(|_| panic!("field {i} of {line} is not a number"));
+    JavaMsg {
+        msg_id: f[1].into(),
+        offset_msg_id: f[2].into(),
+        broker: f[3].into(),
+        queue_id: num(4) as i32,
+        queue_offset: num(5),
+        commit_log_offset: num(6),
+        store_size: num(7) as i32,
+        body_crc: num(8) as i32,
+        flag: num(9) as i32,
+        sys_flag: num(10) as i32,
+        born_timestamp: num(11),
+        born_host: f[12].into(),
+        store_timestamp: num(13),
+        store_host: f[14].into(),
+        reconsume_times: num(15) as i32,
+        tags: f[16].into(),
+        keys: f[17].into(),
+        body: unhex(f[18]),
+        props: java_props(f[19]),
+    }
+}
+
+/// A message as the Java producer sent it (one `SENT|...` line).
+#[derive(Debug)]
+struct JavaSent {
+    msg_id: String,
+    offset_msg_id: String,
+    broker: String,
+    queue_id: i32,
+    queue_offset: i64,
+    flag: i32,
+    tags: String,
+    keys: String,
+    body: Vec<u8>,
+    props: BTreeMap<String, String>,
+}
+
+fn parse_sent(line: &str) -> JavaSent {
+    let f: Vec<&str> = line.split('|').collect();
+    assert_eq!(f.len(), 11, "SENT line with {} fields: {line}", f.len());
+    let num = |i: usize| f[i].parse::<i64>().unwrap_or_else(|_| panic!("field {i} of {line} is not a number"));
+    JavaSent {
+        msg_id: f[1].into(),
+        offset_msg_id: f[2].into(),
+        broker: f[3].into(),
+        queue_id: num(4) as i32,
+        queue_offset: num(5),
+        flag: num(6) as i32,
+        tags: f[7].into(),
+        keys: f[8].into(),
+        body: unhex(f[9]),
+        props: java_props(f[10]),
+    }
+}
+
+/// Collects field mismatches, so one run reports all of them.
+#[derive(Default)]
+struct Diffs(Vec<String>);
+
+impl Diffs {
+    fn check<T: PartialEq + std::fmt::Debug>(&mut self, what: &str, field: &str, ours: T, java: T) {
+        if ours != java {
+            self.0.push(format!("{what}: {field}: rust={ours:?} java={java:?}"));
+        }
+    }
+
+    fn body(&mut self, what: &str, ours: &[u8], java: &[u8]) {
+        if ours != java {
+            let at = ours.iter().zip(java).position(|(a, b)| a != b).unwrap_or(ours.len().min(java.len()));
+            self.0.push(format!(
+                "{what}: body: rust has {} bytes, java {} bytes, first difference at byte {at}",
+                ours.len(),
+                java.len()
+            ));
+        }
+    }
+
+    /// Every property of `sent` is in `got` with the same value.
+    fn props_sent(
+        &mut self,
+        what: &str,
+        reader: &str,
+        sent: &BTreeMap<String, String>,
+        got: &BTreeMap<String, String>,
+    ) {
+        for (k, v) in sent {
+            if got.get(k) != Some(v) {
+                self.0.push(format!("{what}: property {k:?}: sent {v:?}, {reader} read {:?}", got.get(k)));
+            }
+        }
+    }
+
+    fn assert_none(self, direction: &str) {
+        assert!(self.0.is_empty(), "{direction}: {} mismatches:\n{}", self.0.len(), self.0.join("\n"));
+    }
+}
+
+/// The i-th message this crate sends: tags, keys and user properties with
+/// non-ASCII text (not on every fourth), a binary body, and for i = 1 a
+/// 10 KiB text body that `BrokerClient` compresses with zlib.
+fn rust_message(topic: &str, i: usize) -> Message {
+    let body: Vec<u8> = if i == 1 {
+        let mut text = String::new();
+        while text.len() < 10 * 1024 {
+            text.push_str(&format!("rust compressed body line {} ünïcödé\n", text.len()));
+        }
+        text.into_bytes()[..10 * 1024].to_vec()
+    } else {
+        let mut b = format!("rust-body-{i}-").into_bytes();
+        b.extend(0..=255u8);
+        b
+    };
+    let mut m = Message::new(topic, body).with_flag(i as i32);
+    if i % 4 != 3 {
+        m = m
+            .with_tags(if i % 2 == 0 { "TagR" } else { "标签R" })
+            .with_keys([format!("rkey-{i}"), format!("ключ-{i}")])
+            .with_property("user_ascii", format!("v{i}"))
+            .with_property("user_utf8", format!("值-ü-é-🚀-{i}"));
+    }
+    m
+}
+
+fn java_host(addr: std::net::SocketAddr) -> String {
+    format!("{}:{}", addr.ip(), addr.port())
+}
+
+#[test]
+fn messages_sent_by_this_crate_are_read_by_the_java_client() {
+    java_classpath(); // build first: a build failure is reported as such
+    let topic = unique("interop_r2j");
+    create_topic(&topic, 2);
+    let queues = topic_queues(&topic);
+    let clients: HashMap<String, _> = ["broker-a", "broker-b"].iter().map(|b| (b.to_string(), client(b))).collect();
+
+    // Send, and pull each back with this crate too: the Java decoding of
+    // the same stored message is compared with ours field by field.
+    let mut sent: Vec<(Message, SendResult, MessageExt)> = Vec::new();
+    for i in 0..N {
+        let queue = &queues[i % queues.len()];
+        let c = &clients[&queue.broker_name];
+        let msg = rust_message(&topic, i);
+        let r = c.send("interop_r2j_pg", queue, &msg).expect("send");
+        let ours = pull_n(c, queue, r.queue_offset, 1)
+            .into_iter()
+            .find(|m| m.queue_offset == r.queue_offset)
+            .expect("our own message at its offset");
+        sent.push((msg, r, ours));
+    }
+    let compressed = &sent[1].2;
+    assert_ne!(compressed.sys_flag & sys_flag::COMPRESSED, 0, "the 10 KiB body was stored compressed");
+
+    let java: HashMap<String, JavaMsg> = java_interop(&["consume", &topic, &N.to_string()], "MSG")
+        .iter()
+        .map(|l| parse_msg(l))
+        .map(|m| (m.msg_id.clone(), m))
+        .collect();
+    let mut d = Diffs::default();
+    for (i, (msg, r, ours)) in sent.iter().enumerate() {
+        let what = format!("message {i} ({})", r.msg_id);
+        let Some(j) = java.get(&r.msg_id) else {
+            d.0.push(format!("{what}: not read by the Java consumer (read: {:?})", java.keys().collect::<Vec<_>>()));
+            continue;
+        };
+        // What we sent and what the broker told us.
+        d.check(&what, "offsetMsgId", &r.offset_msg_id, &j.offset_msg_id);
+        d.check(&what, "brokerName", &r.queue.broker_name, &j.broker);
+        d.check(&what, "queueId", r.queue.queue_id, j.queue_id);
+        d.check(&what, "queueOffset", r.queue_offset, j.queue_offset);
+        d.check(&what, "flag", msg.flag(), j.flag);
+        d.check(&what, "tags", msg.tags().unwrap_or(""), &j.tags);
+        d.check(&what, "keys", msg.property(property::KEYS).unwrap_or(""), &j.keys);
+        d.body(&what, msg.body(), &j.body);
+        let mut sent_props = msg.properties().clone();
+        sent_props.insert(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX.into(), r.msg_id.clone());
+        d.props_sent(&what, "java", &sent_props, &j.props);
+        // Our decoding of the same stored message against Java's.
+        d.check(&what, "msgId (decoded)", &ours.msg_id, &j.msg_id);
+        d.check(&what, "offsetMsgId (decoded)", &ours.offset_msg_id, &j.offset_msg_id);
+        d.check(&what, "commitLogOffset", ours.commit_log_offset, j.commit_log_offset);
+        d.check(&what, "storeSize", ours.store_size, j.store_size);
+        d.check(&what, "bodyCRC", ours.body_crc, j.body_crc);
+        // Java clears COMPRESSED once it has inflated the body; we keep the flag as stored.
+        d.check(&what, "sysFlag (COMPRESSED cleared)", ours.sys_flag & !sys_flag::COMPRESSED, j.sys_flag);
+        d.check(&what, "bornTimestamp", ours.born_timestamp, j.born_timestamp);
+        d.check(&what, "bornHost", java_host(ours.born_host), j.born_host.clone());
+        d.check(&what, "storeTimestamp", ours.store_timestamp, j.store_timestamp);
+        d.check(&what, "storeHost", java_host(ours.store_host), j.store_host.clone());
+        d.check(&what, "reconsumeTimes", ours.reconsume_times, j.reconsume_times);
+        d.body(&format!("{what} (decoded)"), &ours.body, &j.body);
+        let mut java_props = j.props.clone();
+        for k in JAVA_CLIENT_PROPS {
+            java_props.remove(k);
+        }
+        d.check(&what, "properties (decoded)", &ours.properties, &java_props);
+    }
+    d.assert_none("rust -> java");
+}
+
+#[test]
+fn messages_sent_by_the_java_client_are_pulled_by_this_crate() {
+    java_classpath();
+    let topic = unique("interop_j2r");
+    create_topic(&topic, 2);
+    let clients: HashMap<String, _> = ["broker-a", "broker-b"].iter().map(|b| (b.to_string(), client(b))).collect();
+
+    let java: Vec<JavaSent> =
+        java_interop(&["produce", &topic, &N.to_string()], "SENT").iter().map(|l| parse_sent(l)).collect();
+    assert_eq!(java.len(), N, "the Java producer reported {} of {N} messages", java.len());
+    let mut d = Diffs::default();
+    for (i, j) in java.iter().enumerate() {
+        let what = format!("message {i} ({})", j.msg_id);
+        let queue = MessageQueue::new(&topic, j.broker.clone(), j.queue_id);
+        let c = clients.get(&j.broker).unwrap_or_else(|| panic!("unknown broker {:?}", j.broker));
+        let Some(m) = pull_n(c, &queue, j.queue_offset, 1).into_iter().find(|m| m.queue_offset == j.queue_offset)
+        else {
+            d.0.push(format!("{what}: nothing at {queue:?} offset {}", j.queue_offset));
+            continue;
+        };
+        d.check(&what, "msgId", &m.msg_id, &j.msg_id);
+        d.check(&what, "offsetMsgId", &m.offset_msg_id, &j.offset_msg_id);
+        d.check(&what, "topic", m.topic.as_str(), topic.as_str());
+        d.check(&what, "flag", m.flag, j.flag);
+        d.check(&what, "tags", m.tags().unwrap_or(""), &j.tags);
+        d.check(&what, "keys", m.property(property::KEYS).unwrap_or(""), &j.keys);
+        d.body(&what, &m.body, &j.body);
+        d.props_sent(&what, "rust", &j.props, &m.properties);
+        if i == 1 {
+            // Java compressed the 10 KiB body: same marks as ours (COMPRESSED + zlib type bits).
+            let marks = sys_flag::COMPRESSED | sys_flag::COMPRESSION_TYPE_MASK;
+            d.check(&what, "sysFlag compression bits", m.sys_flag & marks, sys_flag::COMPRESSED | ZLIB_TYPE_BITS);
+            d.check(&what, "body length", m.body.len(), 10 * 1024);
+        }
+    }
+    d.assert_none("java -> rust");
+}
