@@ -311,6 +311,20 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// No queue of a topic could be chosen for a send.
+    #[error("no queue of topic {topic:?} is available: {reason}")]
+    QueueNotAvailable {
+        /// The topic.
+        topic: String,
+        /// Why none could be chosen.
+        reason: String,
+    },
+    /// A send failed on every attempt; each attempt's error is kept, in order.
+    #[error("send failed after {} attempt(s): {}", attempts.len(), list_attempts(attempts))]
+    SendFailed {
+        /// The error of each attempt, first to last.
+        attempts: Vec<Error>,
+    },
 }
 
 /// What a response refers to, used to pick an error variant.
@@ -424,6 +438,14 @@ impl Error {
         }
     }
 
+    /// The last attempt's error of a [`Error::SendFailed`], or `self`.
+    pub fn last_cause(&self) -> &Error {
+        match self {
+            Error::SendFailed { attempts } => attempts.last().map_or(self, Error::last_cause),
+            other => other,
+        }
+    }
+
     pub(crate) fn protocol(addr: &str, source: ProtocolError) -> Error {
         Error::Protocol { addr: addr.to_string(), source }
     }
@@ -431,6 +453,11 @@ impl Error {
     pub(crate) fn invalid(what: &'static str, reason: impl fmt::Display) -> Error {
         Error::InvalidArgument { what, reason: reason.to_string() }
     }
+}
+
+fn list_attempts(attempts: &[Error]) -> String {
+    let parts: Vec<String> = attempts.iter().enumerate().map(|(i, e)| format!("#{} {e}", i + 1)).collect();
+    parts.join("; ")
 }
 
 impl From<ProtocolError> for Error {

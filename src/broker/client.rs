@@ -497,10 +497,21 @@ impl BrokerClient {
 
     /// Sends one message to `queue` and waits for the broker to store it.
     pub fn send(&self, producer_group: &str, queue: &MessageQueue, msg: &Message) -> Result<SendResult> {
+        self.send_within(producer_group, queue, msg, self.config.request_timeout)
+    }
+
+    /// [`send`](Self::send) waiting at most `timeout` for the answer.
+    pub fn send_within(
+        &self,
+        producer_group: &str,
+        queue: &MessageQueue,
+        msg: &Message,
+        timeout: Duration,
+    ) -> Result<SendResult> {
         self.check_target(producer_group, queue, msg.topic())?;
         let (msg, flag) = self.prepare(msg)?;
         let cmd = self.send_command(request::SEND_MESSAGE_V2, producer_group, queue, &msg, flag, false);
-        let resp = self.call(cmd)?;
+        let resp = self.conn.invoke(cmd, timeout)?;
         self.send_result(resp, queue, msg.unique_id().unwrap_or_default().to_string())
     }
 
@@ -541,8 +552,19 @@ impl BrokerClient {
 
     /// Sends a batch (one topic, no delays) to `queue`; stored in order.
     pub fn send_batch(&self, producer_group: &str, queue: &MessageQueue, msgs: &[Message]) -> Result<SendResult> {
+        self.send_batch_within(producer_group, queue, msgs, self.config.request_timeout)
+    }
+
+    /// [`send_batch`](Self::send_batch) waiting at most `timeout` for the answer.
+    pub fn send_batch_within(
+        &self,
+        producer_group: &str,
+        queue: &MessageQueue,
+        msgs: &[Message],
+        timeout: Duration,
+    ) -> Result<SendResult> {
         let (cmd, ids) = self.batch_command(producer_group, queue, msgs)?;
-        let resp = self.call(cmd)?;
+        let resp = self.conn.invoke(cmd, timeout)?;
         self.send_result(resp, queue, ids)
     }
 

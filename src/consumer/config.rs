@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::allocate::AllocateStrategy;
+use crate::env::{env_error, parse_env};
 use crate::error::{Error, Result};
 use crate::protocol::body::{ConsumeFromWhere, MessageModel};
 use crate::validate;
@@ -527,14 +528,6 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_CONSUMER_HEARTBEAT_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_REQUEST_TIMEOUT_MS",
 ];
-
-fn env_error(variable: &str, value: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidEnv { variable: variable.to_string(), value: value.to_string(), reason: reason.into() }
-}
-
-fn parse_env<T: std::str::FromStr>(variable: &str, value: &str) -> Result<T> {
-    value.parse().map_err(|_| env_error(variable, value, format!("not a valid {}", std::any::type_name::<T>())))
-}
 
 #[cfg(test)]
 mod tests {

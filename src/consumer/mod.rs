@@ -37,7 +37,6 @@ mod push;
 mod rebalance;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::{Duration, Instant};
@@ -212,13 +211,7 @@ where
     }
 }
 
-static THREAD_SEQ: AtomicUsize = AtomicUsize::new(1);
-
-/// Starts a thread named `rocketmq-<role>-<n>`.
-pub(crate) fn spawn<F: FnOnce() + Send + 'static>(role: &str, f: F) -> Result<JoinHandle<()>> {
-    let name = format!("rocketmq-{role}-{}", THREAD_SEQ.fetch_add(1, Ordering::Relaxed));
-    std::thread::Builder::new().name(name.clone()).spawn(f).map_err(|source| Error::ThreadSpawn { name, source })
-}
+pub(crate) use crate::threads::spawn;
 
 /// Listener calls in progress, and the switch that stops new ones.
 ///

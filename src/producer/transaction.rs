@@ -1,0 +1,252 @@
+//! `TransactionProducer`: half messages, local transactions and the
+//! broker's check-backs.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::config::ProducerConfig;
+use super::producer::{HandlerFactory, Inner, Producer};
+use super::router::RoutingStrategy;
+use crate::broker::{EndTransaction, SendResult, SendStatus, TransactionResolution};
+use crate::error::{Error, Result};
+use crate::net::RequestHandler;
+use crate::protocol::header::CheckTransactionStateRequestHeader;
+use crate::protocol::message::{decode_messages, decode_offset_msg_id, property};
+use crate::protocol::{request, Message, MessageExt, RemotingCommand};
+use crate::threads::spawn;
+
+/// The outcome of a local transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LocalTransactionState {
+    /// Make the half message visible.
+    CommitMessage,
+    /// Drop the half message.
+    RollbackMessage,
+    /// Not known yet: the broker asks again later ([`TransactionListener::check_local_transaction`]).
+    Unknown,
+}
+
+impl LocalTransactionState {
+    fn resolution(self) -> TransactionResolution {
+        match self {
+            LocalTransactionState::CommitMessage => TransactionResolution::Commit,
+            LocalTransactionState::RollbackMessage => TransactionResolution::Rollback,
+            LocalTransactionState::Unknown => TransactionResolution::Unknown,
+        }
+    }
+}
+
+/// Answers the broker's questions about half messages whose outcome it
+/// did not get (the producer said "unknown", or crashed).
+pub trait TransactionListener: Send + Sync + 'static {
+    /// The state of the local transaction of `msg`.
+    fn check_local_transaction(&self, msg: &MessageExt) -> LocalTransactionState;
+}
+
+impl<F: Fn(&MessageExt) -> LocalTransactionState + Send + Sync + 'static> TransactionListener for F {
+    fn check_local_transaction(&self, msg: &MessageExt) -> LocalTransactionState {
+        self(msg)
+    }
+}
+
+/// The result of [`TransactionProducer::send_message_in_transaction`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransactionSendResult {
+    /// The half message's send result.
+    pub send_result: SendResult,
+    /// What the local transaction returned (rollback when the half message was not stored OK).
+    pub local_state: LocalTransactionState,
+}
+
+struct CheckRequest {
+    broker_addr: String,
+    header: CheckTransactionStateRequestHeader,
+    msg: MessageExt,
+}
+
+/// A producer of transactional messages.
+///
+/// A half message is stored but hidden; the local transaction runs; then
+/// commit makes it visible and rollback drops it. When the outcome is
+/// unknown, the broker later asks the producer group (any live member) and
+/// the [`TransactionListener`] answers — even while the producer is idle.
+///
+/// Threads: those of [`Producer`], plus `rocketmq-txcheck-<n>`, which
+/// answers check-backs; all stop on [`shutdown`](Self::shutdown) or `Drop`.
+///
+/// ```no_run
+/// use rocketmq_blocking::producer::{LocalTransactionState, ProducerConfig, TransactionProducer};
+/// use rocketmq_blocking::{Message, MessageExt};
+///
+/// let config = ProducerConfig::builder().group("tx-producer").namesrv_addr("127.0.0.1:9876").build()?;
+/// let producer = TransactionProducer::new(config, |_msg: &MessageExt| LocalTransactionState::CommitMessage)?;
+/// producer.start()?;
+/// let result = producer.send_message_in_transaction(&Message::new("Payments", "debit 10"), |_msg, _sent| {
+///     // ... write the local database row ...
+///     LocalTransactionState::CommitMessage
+/// })?;
+/// assert_eq!(result.local_state, LocalTransactionState::CommitMessage);
+/// # Ok::<(), rocketmq_blocking::Error>(())
+/// ```
+pub struct TransactionProducer {
+    producer: Producer,
+    listener: Arc<dyn TransactionListener>,
+    checks: Mutex<Option<mpsc::Receiver<CheckRequest>>>,
+    sender: Arc<Mutex<Option<Sender<CheckRequest>>>>,
+    checker: Mutex<Option<JoinHandle<()>>>,
+    stop: Arc<Mutex<bool>>,
+}
+
+impl std::fmt::Debug for TransactionProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransactionProducer").field("producer", &self.producer).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Reads a CHECK_TRANSACTION_STATE request; `None` for anything malformed.
+fn parse_check(cmd: &RemotingCommand, broker_addr: &str) -> Option<CheckRequest> {
+    let header = CheckTransactionStateRequestHeader::from_ext_fields(&cmd.ext_fields).ok()?;
+    let msg = decode_messages(&cmd.body).ok()?.into_iter().next()?;
+    Some(CheckRequest { broker_addr: broker_addr.to_string(), header, msg })
+}
+
+impl TransactionProducer {
+    /// A transaction producer whose check-backs `listener` answers.
+    pub fn new(config: ProducerConfig, listener: impl TransactionListener) -> Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let sender: Arc<Mutex<Option<Sender<CheckRequest>>>> = Arc::new(Mutex::new(Some(tx)));
+        let for_handler = Arc::clone(&sender);
+        // Each connection's handler runs on its reader thread: it only queues the check.
+        let handler: HandlerFactory = Arc::new(move |addr: &str| {
+            let addr = addr.to_string();
+            let sender = Arc::clone(&for_handler);
+            let handler: RequestHandler = Arc::new(move |cmd: &RemotingCommand| {
+                if cmd.code == request::CHECK_TRANSACTION_STATE {
+                    if let (Some(check), Some(tx)) = (parse_check(cmd, &addr), lock(&sender).as_ref()) {
+                        let _ = tx.send(check);
+                    }
+                }
+                None
+            });
+            handler
+        });
+        Ok(TransactionProducer {
+            producer: Producer::with_handler(config, Some(handler))?,
+            listener: Arc::new(listener),
+            checks: Mutex::new(Some(rx)),
+            sender,
+            checker: Mutex::new(None),
+            stop: Arc::new(Mutex::new(false)),
+        })
+    }
+
+    /// The plain producer inside (for ordinary sends and statistics).
+    pub fn producer(&self) -> &Producer {
+        &self.producer
+    }
+
+    /// Starts the producer and the check-back thread.
+    pub fn start(&self) -> Result<()> {
+        self.producer.start()?;
+        let mut checker = lock(&self.checker);
+        if checker.is_none() {
+            let Some(rx) = lock(&self.checks).take() else { return Ok(()) };
+            let inner = Arc::clone(&self.producer.inner);
+            let listener = Arc::clone(&self.listener);
+            let stop = Arc::clone(&self.stop);
+            *checker = Some(spawn("txcheck", move || loop {
+                match rx.recv_timeout(Duration::from_millis(200)) {
+                    Ok(check) => answer_check(&inner, listener.as_ref(), check),
+                    Err(RecvTimeoutError::Timeout) if !*lock(&stop) => {}
+                    Err(_) => return,
+                }
+            })?);
+        }
+        Ok(())
+    }
+
+    /// Sends `msg` as a half message, runs `local` with it and the send
+    /// result, and commits or rolls back by what `local` returns (unknown:
+    /// the broker will ask the [`TransactionListener`]).
+    pub fn send_message_in_transaction(
+        &self,
+        msg: &Message,
+        local: impl FnOnce(&Message, &SendResult) -> LocalTransactionState,
+    ) -> Result<TransactionSendResult> {
+        let inner = &self.producer.inner;
+        let mut half = msg.clone();
+        half.remove_property(property::DELAY_TIME_LEVEL);
+        half.set_property(property::TRANSACTION_PREPARED, "true");
+        half.set_property(property::PRODUCER_GROUP, inner.group.clone());
+        let sent = inner.send(&half, RoutingStrategy::RoundRobin)?;
+        let local_state = if sent.status == SendStatus::SendOk {
+            catch_unwind(AssertUnwindSafe(|| local(msg, &sent))).unwrap_or(LocalTransactionState::Unknown)
+        } else {
+            LocalTransactionState::RollbackMessage
+        };
+        let wire_topic = inner.config.with_namespace(&sent.queue.topic);
+        let info = inner.topic_info(&wire_topic)?;
+        let addr = info.broker_addr(&sent.queue.broker_name).ok_or_else(|| Error::QueueNotAvailable {
+            topic: msg.topic().to_string(),
+            reason: format!("broker {} left the route", sent.queue.broker_name),
+        })?;
+        let (_, commit_log_offset) = decode_offset_msg_id(&sent.offset_msg_id)?;
+        let end = EndTransaction {
+            producer_group: inner.group.clone(),
+            tran_state_table_offset: sent.queue_offset,
+            commit_log_offset,
+            resolution: local_state.resolution(),
+            from_transaction_check: false,
+            msg_id: sent.msg_id.clone(),
+            transaction_id: sent.transaction_id.clone(),
+        };
+        inner.client(&sent.queue.broker_name, addr)?.end_transaction(&end, None)?;
+        Ok(TransactionSendResult { send_result: sent, local_state })
+    }
+
+    /// Stops the check-back thread and the producer.
+    pub fn shutdown(&self) {
+        *lock(&self.stop) = true;
+        *lock(&self.sender) = None;
+        self.producer.shutdown();
+        if let Some(h) = lock(&self.checker).take() {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for TransactionProducer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Asks the listener and sends its answer to the broker that asked.
+fn answer_check(inner: &Inner, listener: &dyn TransactionListener, check: CheckRequest) {
+    let state = catch_unwind(AssertUnwindSafe(|| listener.check_local_transaction(&check.msg)))
+        .unwrap_or(LocalTransactionState::Unknown);
+    let Some(client) = inner.client_by_addr(&check.broker_addr) else { return };
+    let msg_id = check
+        .msg
+        .property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX)
+        .map(str::to_string)
+        .or(check.header.msg_id.clone())
+        .unwrap_or_else(|| check.msg.msg_id.clone());
+    let end = EndTransaction {
+        producer_group: inner.group.clone(),
+        tran_state_table_offset: check.header.tran_state_table_offset.unwrap_or(check.msg.queue_offset),
+        commit_log_offset: check.header.commit_log_offset,
+        resolution: state.resolution(),
+        from_transaction_check: true,
+        msg_id,
+        transaction_id: check.header.transaction_id.clone(),
+    };
+    let _ = client.end_transaction(&end, None);
+}
