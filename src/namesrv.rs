@@ -137,6 +137,13 @@ impl NameServerClient {
         Ok(c)
     }
 
+    /// Closes the cached connection (and joins its reader thread); the next
+    /// request opens a new one.
+    pub fn close(&self) {
+        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(conn);
+    }
+
     /// Sends a request to the first name server that answers.
     pub fn invoke(&self, cmd: RemotingCommand) -> Result<RemotingCommand> {
         let first = self.preferred.load(Ordering::Relaxed);

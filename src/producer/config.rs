@@ -413,7 +413,8 @@ mod tests {
         assert!(!c.latency_aware());
         let dev = ProducerConfig::preset(Preset::Development).group("pg").namesrv_addr("127.0.0.1:1").build().unwrap();
         assert_eq!(dev.retries(), 0);
-        let fast = ProducerConfig::preset(Preset::HighPerformance).group("pg").namesrv_addr("127.0.0.1:1").build().unwrap();
+        let fast =
+            ProducerConfig::preset(Preset::HighPerformance).group("pg").namesrv_addr("127.0.0.1:1").build().unwrap();
         assert_eq!(fast.async_threads(), 8);
     }
 

@@ -119,6 +119,9 @@ impl Inner {
 
     /// The connection to a broker, opened (and registered by heartbeat) on first use.
     pub(crate) fn client(&self, broker_name: &str, addr: &str) -> Result<Arc<BrokerClient>> {
+        if *lock(&self.stop) {
+            return Err(Error::NotRunning("producer"));
+        }
         if let Some(c) = lock(&self.clients).get(addr) {
             if c.is_connected() {
                 return Ok(Arc::clone(c));
@@ -539,6 +542,11 @@ impl Producer {
         *lock(&self.inner.stop) = true;
         self.inner.wake.notify_all();
         threads.tasks = None;
+        if let Some(h) = threads.service.take() {
+            let _ = h.join();
+        }
+        // No connection is opened any more (the stop flag is set): unregister
+        // and close; sends still running on async threads then fail at once.
         let clients: Vec<Arc<BrokerClient>> = lock(&self.inner.clients).drain().map(|(_, c)| c).collect();
         for c in &clients {
             if c.is_connected() {
@@ -546,12 +554,13 @@ impl Producer {
             }
             c.close();
         }
-        if let Some(h) = threads.service.take() {
-            let _ = h.join();
-        }
         for h in threads.workers.drain(..) {
             let _ = h.join();
         }
+        // Dropping the last handles joins the connections' reader threads.
+        drop(clients);
+        lock(&self.inner.clients).clear();
+        self.inner.namesrv.close();
     }
 }
 

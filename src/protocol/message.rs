@@ -48,7 +48,7 @@ pub mod property {
     /// Sharding key for ordered routing.
     pub const SHARDING_KEY: &str = "__SHARDINGKEY";
     /// 5.x timed delivery: absolute time in ms.
-    pub const TIMER_DELIVER_MS: &str = "__STARTDELIVERTIME";
+    pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     /// 5.x timed delivery: delay in seconds.
     pub const TIMER_DELAY_SEC: &str = "TIMER_DELAY_SEC";
     /// 5.x timed delivery: delay in ms.

@@ -167,3 +167,42 @@ pub fn crate_threads() -> Vec<String> {
     }
     names
 }
+
+/// A producer config for the tests: the harness's name server, the Testing
+/// preset (routes and heartbeats every 500 ms).
+pub fn producer_config(group: &str) -> rocketmq_blocking::producer::ProducerConfigBuilder {
+    rocketmq_blocking::producer::ProducerConfig::preset(rocketmq_blocking::producer::Preset::Testing)
+        .group(group)
+        .namesrv_addr(namesrv_addr())
+}
+
+/// Every message of every readable queue of `topic` (read until each queue's max offset).
+pub fn pull_all(topic: &str) -> Vec<MessageExt> {
+    let mut out = Vec::new();
+    for q in topic_queues(topic) {
+        let c = client(&q.broker_name);
+        let max = c.max_offset(&q).expect("max offset");
+        if max > 0 {
+            out.extend(pull_n(&c, &q, 0, max as usize));
+        }
+    }
+    out
+}
+
+/// Client ids of a producer group's connections at a broker
+/// (GET_PRODUCER_CONNECTION_LIST, code 204); empty when the group has none.
+pub fn producer_connections(broker: &str, group: &str) -> Vec<String> {
+    use rocketmq_blocking::protocol::{RemotingCommand, ResponseCode};
+    let c = client(broker);
+    let mut cmd = RemotingCommand::request(204);
+    cmd.ext_fields.insert("producerGroup".into(), group.into());
+    let resp = c.invoke(cmd, Duration::from_secs(5)).expect("producer connection list");
+    if resp.response_code() != ResponseCode::Success {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).expect("producer connection JSON");
+    v["connectionSet"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|c| c["clientId"].as_str().map(str::to_string)).collect())
+        .unwrap_or_default()
+}
