@@ -214,7 +214,8 @@ fn transactions_commit_rollback_and_check_back() {
     let bodies: HashSet<Vec<u8>> = got.iter().map(|m| m.body.clone()).collect();
     assert_eq!(bodies, [b"commit".to_vec(), b"unknown".to_vec()].into_iter().collect());
     assert!(checked.lock().unwrap().contains(&ids["unknown"]), "the check-back reached the listener");
-    assert!(!checked.lock().unwrap().contains(&ids["commit"]));
+    assert!(!checked.lock().unwrap().contains(&ids["commit"]), "a committed message is never asked about");
+    assert!(!checked.lock().unwrap().contains(&ids["rollback"]), "a rolled-back message is never asked about");
     assert_eq!(client("broker-a").max_offset(&q).unwrap(), 2, "the rolled-back message never shows");
     tp.shutdown();
 }

@@ -22,7 +22,7 @@
 #   ROCKETMQ_VERSION=4.9.7 ROCKETMQ_PORT_OFFSET=100 tests/run.sh --test foundation
 set -euo pipefail
 
-VERSION=${ROCKETMQ_VERSION:-5.3.3}
+VERSION=${ROCKETMQ_VERSION:-5.5.0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
 RUN=$ROOT/target/rocketmq-$VERSION
@@ -142,8 +142,13 @@ autoCreateTopicEnable=true
 autoCreateSubscriptionGroup=true
 enablePropertyFilter=true
 filterSupportRetry=true
+# A short transaction check-back cycle for the tests. 5.x writes the "done"
+# marks of committed / rolled-back half messages in batches (every
+# transactionOpBatchInterval, default 3 s); a check interval shorter than
+# that would ask the producer again about messages it already resolved.
 transactionCheckInterval=2000
 transactionTimeOut=1000
+transactionOpBatchInterval=200
 diskMaxUsedSpaceRatio=95
 diskSpaceWarningLevelRatio=99
 diskSpaceCleanForciblyRatio=98
