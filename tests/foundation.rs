@@ -210,3 +210,18 @@ fn body_over_4k_round_trips_compressed() {
     assert!(got[0].store_size < 20_000, "stored size {} shows the body was compressed", got[0].store_size);
     assert_eq!(got[0].body, body);
 }
+
+#[test]
+fn name_server_list_skips_a_dead_address_and_remembers_the_live_one() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+    let live = namesrv_addr();
+    let ns = rocketmq_blocking::NameServerClient::new(&format!("{dead};{live}")).unwrap();
+    assert_eq!(ns.addresses(), [dead.clone(), live.clone()]);
+    let info = ns.cluster_info().unwrap();
+    assert!(info.broker_addr_table.contains_key("broker-a"));
+    assert_eq!(ns.active_address(), live, "the address that answered is remembered");
+    ns.topic_route("TBW102").unwrap();
+    assert_eq!(ns.active_address(), live);
+    let err = rocketmq_blocking::NameServerClient::new(&dead).unwrap().cluster_info().unwrap_err();
+    assert!(err.is_connection(), "{err:?}");
+}
