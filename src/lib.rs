@@ -50,6 +50,7 @@ pub mod broker;
 pub mod consumer;
 mod env;
 pub mod error;
+mod namespace;
 pub mod namesrv;
 pub mod net;
 pub mod producer;

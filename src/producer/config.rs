@@ -190,18 +190,12 @@ impl ProducerConfig {
 
     /// `name` with the namespace prefix (`ns%name`); unchanged without one.
     pub fn with_namespace(&self, name: &str) -> String {
-        match &self.namespace {
-            Some(ns) if !name.starts_with(&format!("{ns}%")) => format!("{ns}%{name}"),
-            _ => name.to_string(),
-        }
+        crate::namespace::wrap(self.namespace.as_deref(), name)
     }
 
     /// `name` without the namespace prefix.
     pub fn without_namespace<'a>(&self, name: &'a str) -> &'a str {
-        match &self.namespace {
-            Some(ns) => name.strip_prefix(ns.as_str()).and_then(|r| r.strip_prefix('%')).unwrap_or(name),
-            None => name,
-        }
+        crate::namespace::unwrap(self.namespace.as_deref(), name)
     }
 }
 
