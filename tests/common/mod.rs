@@ -206,3 +206,8 @@ pub fn producer_connections(broker: &str, group: &str) -> Vec<String> {
         .map(|a| a.iter().filter_map(|c| c["clientId"].as_str().map(str::to_string)).collect())
         .unwrap_or_default()
 }
+
+/// Whether the harness runs a 4.x release (`ROCKETMQ_VERSION=4...`).
+pub fn brokers_are_4x() -> bool {
+    std::env::var("ROCKETMQ_VERSION").is_ok_and(|v| v.starts_with("4."))
+}
