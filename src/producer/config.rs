@@ -234,6 +234,13 @@ macro_rules! setters {
 /// | `ROCKETMQ_PRODUCER_ASYNC_THREADS` | async threads |
 /// | `ROCKETMQ_PRODUCER_ASYNC_QUEUE` | async queue |
 /// | `ROCKETMQ_PRODUCER_LATENCY_AWARE` | `true` / `false` |
+///
+/// A value that cannot be used is an [`Error::InvalidEnv`] naming the
+/// variable: a number that does not parse, a zero duration, a group or
+/// namespace that is not a valid name, a bad address list, and a
+/// `ROCKETMQ_PRODUCER_*` variable that is set but blank (an empty group is
+/// a mistake, not a default). A blank `ROCKETMQ_NAMESRV_ADDR` counts as
+/// unset, so `NAMESRV_ADDR` is used.
 pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_NAMESRV_ADDR",
     "NAMESRV_ADDR",
@@ -307,18 +314,30 @@ impl ProducerConfigBuilder {
 
     /// [`env_overrides`](Self::env_overrides) reading from `lookup`.
     pub fn env_overrides_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        let addr = |name: &str| lookup(name).map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+        for name in ENV_VARIABLES.iter().filter(|n| n.starts_with("ROCKETMQ_PRODUCER_")) {
+            if let Some(v) = lookup(name).filter(|v| v.trim().is_empty()) {
+                return Err(env_error(name, &v, "is set but empty"));
+            }
+        }
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_string());
         let c = &mut self.config;
-        if let Some(v) = get("ROCKETMQ_NAMESRV_ADDR").or_else(|| get("NAMESRV_ADDR")) {
-            c.namesrv_addr = v;
+        for name in ["ROCKETMQ_NAMESRV_ADDR", "NAMESRV_ADDR"] {
+            if let Some(v) = addr(name) {
+                crate::namesrv::parse_address_list(&v).map_err(|e| env_error(name, &v, e.to_string()))?;
+                c.namesrv_addr = v;
+                break;
+            }
         }
         if let Some(v) = get("ROCKETMQ_PRODUCER_GROUP") {
+            validate::check_group(&v).map_err(|e| env_error("ROCKETMQ_PRODUCER_GROUP", &v, e.to_string()))?;
             c.group = v;
         }
         if let Some(v) = get("ROCKETMQ_PRODUCER_CLIENT_ID") {
             c.client_id = Some(v);
         }
         if let Some(v) = get("ROCKETMQ_PRODUCER_NAMESPACE") {
+            validate::check_group(&v).map_err(|e| env_error("ROCKETMQ_PRODUCER_NAMESPACE", &v, e.to_string()))?;
             c.namespace = Some(v);
         }
         if let Some(v) = get("ROCKETMQ_PRODUCER_RETRIES") {
@@ -441,12 +460,26 @@ mod tests {
             ("ROCKETMQ_PRODUCER_SEND_TIMEOUT_MS", "0"),
             ("ROCKETMQ_PRODUCER_ASYNC_THREADS", "-1"),
             ("ROCKETMQ_PRODUCER_LATENCY_AWARE", "maybe"),
+            ("ROCKETMQ_PRODUCER_GROUP", ""),
+            ("ROCKETMQ_PRODUCER_GROUP", "  "),
+            ("ROCKETMQ_PRODUCER_GROUP", "bad group!"),
+            ("ROCKETMQ_PRODUCER_NAMESPACE", "a b"),
+            ("ROCKETMQ_PRODUCER_RETRIES", ""),
+            ("ROCKETMQ_NAMESRV_ADDR", "no-port"),
+            ("NAMESRV_ADDR", "host:99999"),
         ] {
             match base().env_overrides_from(|k| (k == var).then(|| value.to_string())) {
                 Err(Error::InvalidEnv { variable, .. }) => assert_eq!(variable, var),
                 other => panic!("{var}: {other:?}"),
             }
         }
+        // A blank ROCKETMQ_NAMESRV_ADDR is unset: NAMESRV_ADDR is used.
+        let both = |k: &str| match k {
+            "ROCKETMQ_NAMESRV_ADDR" => Some(" ".to_string()),
+            "NAMESRV_ADDR" => Some("10.0.0.2:9876".to_string()),
+            _ => None,
+        };
+        assert_eq!(base().env_overrides_from(both).unwrap().build().unwrap().namesrv_addr(), "10.0.0.2:9876");
     }
 
     #[test]

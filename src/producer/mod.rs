@@ -8,8 +8,9 @@
 //!   skips unhealthy brokers and keeps [`BrokerHealthInfo`] per broker.
 //! - [`Producer`] and [`TransactionProducer`].
 //!
-//! Errors are the crate's [`Error`](crate::Error): a send that failed on
-//! every attempt is [`Error::SendFailed`](crate::Error::SendFailed) with
+//! Errors are the crate's [`Error`](crate::Error): a send whose only
+//! attempt failed returns that attempt's error; one that failed on two or
+//! more attempts is [`Error::SendFailed`](crate::Error::SendFailed) with
 //! each attempt's error; no route is [`Error::TopicNotFound`](crate::Error::TopicNotFound);
 //! no usable queue is [`Error::QueueNotAvailable`](crate::Error::QueueNotAvailable);
 //! a producer not started or shut down gives [`Error::NotRunning`](crate::Error::NotRunning).

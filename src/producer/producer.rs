@@ -1,6 +1,7 @@
 //! `Producer`: sync, oneway, async, ordered and batch sends with retries.
 
 use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -153,12 +154,15 @@ impl Inner {
     }
 
     /// The writable queues of a topic (name on the wire): cached, or fetched.
+    /// An expired route is still used while no name server can be reached
+    /// (brokers usually outlive a name server outage; Java does the same).
     pub(crate) fn topic_info(&self, topic: &str) -> Result<Arc<TopicPublishInfo>> {
         if let Some(info) = self.routes.available_queues(topic) {
             return Ok(info);
         }
         match self.namesrv.topic_route(topic) {
             Ok(route) => Ok(self.routes.update_route(topic, route)),
+            Err(e) if e.is_connection() => self.routes.cached_route(topic).ok_or(e),
             // A new topic: send with the template topic's brokers; the broker
             // creates it (autoCreateTopicEnable), as the Java client does.
             Err(Error::TopicNotFound { .. }) => {
@@ -300,7 +304,8 @@ impl Inner {
             } else {
                 self.send(&task.msg, RoutingStrategy::RoundRobin)
             };
-            (task.callback)(result);
+            // A panicking callback must not take a pool thread with it.
+            let _ = catch_unwind(AssertUnwindSafe(move || (task.callback)(result)));
         }
     }
 }
@@ -407,7 +412,11 @@ impl Producer {
     }
 
     /// Sends `msg` and waits for the broker to store it, retrying a
-    /// retryable failure up to `retries` times on another broker.
+    /// retryable failure ([`Error::is_retryable`]) up to `retries` times on
+    /// another broker when there is one, all within the send timeout.
+    ///
+    /// A failure of the only attempt is returned as it is; after two or more
+    /// attempts the error is [`Error::SendFailed`] with each attempt's cause.
     pub fn send(&self, msg: &Message) -> Result<SendResult> {
         self.inner.send(msg, RoutingStrategy::RoundRobin)
     }
@@ -434,7 +443,8 @@ impl Producer {
     }
 
     /// Sends on a thread of the async pool and calls `callback` exactly once
-    /// with the result. Blocks while `async_queue` sends are waiting.
+    /// with the result (on that thread; a panic in it is caught and the
+    /// thread goes on). Blocks while `async_queue` sends are waiting.
     pub fn send_async(&self, msg: Message, callback: impl FnOnce(Result<SendResult>) + Send + 'static) {
         let tasks = lock(&self.threads).tasks.clone();
         let task = AsyncTask { msg, callback: Box::new(callback) };
@@ -600,5 +610,53 @@ mod tests {
         let (tx, rx) = mpsc::channel();
         p.send_async(Message::new("T", "x"), move |r| tx.send(r.is_err()).unwrap());
         assert!(rx.recv().unwrap());
+    }
+
+    #[test]
+    fn an_expired_route_is_used_while_no_name_server_answers() {
+        use crate::protocol::route::{BrokerData, QueueData, TopicRouteData};
+        // No name server listens on port 1.
+        let config = ProducerConfig::builder()
+            .group("pg")
+            .namesrv_addr("127.0.0.1:1")
+            .route_expiry(Duration::from_millis(1))
+            .build()
+            .unwrap();
+        let p = Producer::new(config).unwrap();
+        let route = TopicRouteData {
+            order_topic_conf: None,
+            queue_datas: vec![QueueData {
+                broker_name: "a".into(),
+                read_queue_nums: 2,
+                write_queue_nums: 2,
+                perm: 6,
+                topic_sys_flag: 0,
+            }],
+            broker_datas: vec![BrokerData {
+                cluster: "c".into(),
+                broker_name: "a".into(),
+                broker_addrs: [(0, "127.0.0.1:2".to_string())].into_iter().collect(),
+            }],
+        };
+        p.inner.routes.update_route("T", route);
+        std::thread::sleep(Duration::from_millis(5)); // let the route expire
+        assert!(p.inner.routes.available_queues("T").is_none());
+        let info = p.inner.topic_info("T").expect("the expired route");
+        assert_eq!(info.queues.len(), 2);
+        assert!(matches!(p.inner.topic_info("Unknown"), Err(Error::Connect { .. })));
+    }
+
+    #[test]
+    fn a_panicking_callback_keeps_the_async_thread() {
+        // No name server listens on port 1: every send fails at once.
+        let config =
+            ProducerConfig::builder().group("pg").namesrv_addr("127.0.0.1:1").async_threads(1).build().unwrap();
+        let p = Producer::new(config).unwrap();
+        p.start().unwrap();
+        p.send_async(Message::new("T", "x"), |_| panic!("a user callback panics (expected in this test)"));
+        let (tx, rx) = mpsc::channel();
+        p.send_async(Message::new("T", "x"), move |r| tx.send(r.is_err()).unwrap());
+        assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap(), "the second callback ran");
+        p.shutdown();
     }
 }

@@ -89,6 +89,12 @@ impl TopicBrokerMapping {
         self.lock().get(topic).filter(|i| i.updated.elapsed() < self.expiry).cloned()
     }
 
+    /// The route of `topic` whatever its age (the producer falls back to it
+    /// when the name server cannot be reached).
+    pub fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+        self.lock().get(topic).cloned()
+    }
+
     /// Topics with a route (expired or not).
     pub fn topics(&self) -> Vec<String> {
         self.lock().keys().cloned().collect()
@@ -160,6 +166,7 @@ mod tests {
         let expired = TopicBrokerMapping::new(Duration::ZERO);
         expired.update_route("T", route(&[("a", 1, 6)]));
         assert!(expired.available_queues("T").is_none());
+        assert!(expired.cached_route("T").is_some());
         assert_eq!(expired.topics(), ["T"]);
     }
 }

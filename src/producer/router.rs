@@ -23,7 +23,9 @@ pub enum RoutingStrategy {
     /// first key, modulo the queue count (negative results made positive,
     /// as Java's `SelectMessageQueueByHash` does); random without either.
     /// The same key gives the same queue in every process and run, and in
-    /// the Java client, while the topic's queues stay the same.
+    /// the Java client, while the topic's queues stay the same. A hashed
+    /// message ignores broker health, and its retries go to the same queue
+    /// (the key's queue is the point; as with Java's selector sends).
     MessageHash,
 }
 

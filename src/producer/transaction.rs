@@ -42,7 +42,10 @@ impl LocalTransactionState {
 /// Answers the broker's questions about half messages whose outcome it
 /// did not get (the producer said "unknown", or crashed).
 pub trait TransactionListener: Send + Sync + 'static {
-    /// The state of the local transaction of `msg`.
+    /// The state of the local transaction of `msg`: the half message as the
+    /// broker stored it, its topic without the namespace. Runs on the
+    /// `rocketmq-txcheck-<n>` thread; a panic counts as
+    /// [`LocalTransactionState::Unknown`] (the broker asks again).
     fn check_local_transaction(&self, msg: &MessageExt) -> LocalTransactionState;
 }
 
@@ -230,7 +233,10 @@ impl Drop for TransactionProducer {
 
 /// Asks the listener and sends its answer to the broker that asked.
 fn answer_check(inner: &Inner, listener: &dyn TransactionListener, check: CheckRequest) {
-    let state = catch_unwind(AssertUnwindSafe(|| listener.check_local_transaction(&check.msg)))
+    // The listener sees the user's topic, without the namespace (as in Java).
+    let mut user_msg = check.msg.clone();
+    user_msg.topic = inner.config.without_namespace(&check.msg.topic).to_string();
+    let state = catch_unwind(AssertUnwindSafe(|| listener.check_local_transaction(&user_msg)))
         .unwrap_or(LocalTransactionState::Unknown);
     let Some(client) = inner.client_by_addr(&check.broker_addr) else { return };
     let msg_id = check
