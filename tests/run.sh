@@ -4,7 +4,8 @@
 # the brokers again if this script started them.
 #
 #   tests/run.sh                 # RocketMQ version pinned in the harness
-#   ROCKETMQ_VERSION=4.9.7 ROCKETMQ_PORT_OFFSET=100 tests/run.sh --test foundation --test broker_client
+#   ROCKETMQ_VERSION=4.9.7 ROCKETMQ_PORT_OFFSET=100 tests/run.sh   # another release, own ports
+#   tests/run.sh --test foundation --test broker_client              # some test files only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
