@@ -9,6 +9,7 @@ use crate::net::{Connection, ConnectionConfig};
 use crate::protocol::header::{CreateTopicRequestHeader, GetRouteInfoRequestHeader};
 use crate::protocol::route::{PERM_READ, PERM_WRITE};
 use crate::protocol::{request, ClusterInfo, RemotingCommand, ResponseCode, TopicRouteData};
+use crate::threads::lock;
 
 /// Timeout of name server requests (Java: 3 s).
 pub const DEFAULT_NAMESRV_TIMEOUT: Duration = Duration::from_secs(3);
@@ -126,7 +127,7 @@ impl NameServerClient {
     }
 
     fn connection(&self, index: usize) -> Result<Arc<Connection>> {
-        let mut slot = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = lock(&self.conn);
         if let Some((i, c)) = slot.as_ref() {
             if *i == index && !c.is_closed() {
                 return Ok(Arc::clone(c));
@@ -140,7 +141,7 @@ impl NameServerClient {
     /// Closes the cached connection (and joins its reader thread); the next
     /// request opens a new one.
     pub fn close(&self) {
-        let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let conn = lock(&self.conn).take();
         drop(conn);
     }
 

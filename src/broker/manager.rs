@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -32,9 +32,7 @@ pub const DEFAULT_CHECKOUT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Thread names: `rocketmq-health-<n>`.
 static NEXT_CHECKER: AtomicUsize = AtomicUsize::new(1);
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::threads::lock;
 
 /// Settings of a [`BrokerManager`].
 ///

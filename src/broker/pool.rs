@@ -10,7 +10,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Deref;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::broker::{BrokerClient, ClientConfig};
@@ -24,9 +24,7 @@ pub const DEFAULT_POOL_SIZE: usize = 5;
 /// [`PooledConnection::record`]). The manager feeds its health state with it.
 pub(crate) type HealthObserver = Arc<dyn Fn(bool) + Send + Sync>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::threads::lock;
 
 /// Splits a broker address into host and port, without resolving it.
 ///

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
@@ -15,9 +15,7 @@ use crate::net::RequestHandler;
 use crate::protocol::body::{ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData};
 use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+pub(crate) use crate::threads::lock;
 
 /// `%RETRY%<group>`.
 pub(crate) fn retry_topic(group: &str) -> String {

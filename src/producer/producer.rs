@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,9 +29,7 @@ const AUTO_CREATE_QUEUE_NUMS: i32 = 4;
 /// Makes the request handler of the connection to one broker address.
 pub(crate) type HandlerFactory = Arc<dyn Fn(&str) -> RequestHandler + Send + Sync>;
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::threads::lock;
 
 /// Chooses a queue for [`Producer::send_with_selector`]: returns an index
 /// into `queues` (the topic's writable queues, brokers by name, ids

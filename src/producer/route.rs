@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::protocol::{MessageQueue, TopicRouteData};
+use crate::threads::lock;
 
 /// A writable queue and the address of the master that serves it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,7 +75,7 @@ impl TopicBrokerMapping {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TopicPublishInfo>>> {
-        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.routes)
     }
 
     /// Stores a new route of `topic` and returns its queue list.

@@ -10,6 +10,7 @@ use super::route::{QueueTarget, TopicPublishInfo};
 use crate::error::{Error, Result};
 use crate::protocol::message::{java_string_hash, property};
 use crate::protocol::{Message, MessageQueue};
+use crate::threads::lock;
 
 /// How a queue is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -132,7 +133,7 @@ impl MessageRouter {
     }
 
     fn health_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, BrokerHealthInfo>> {
-        self.health.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.health)
     }
 
     /// Chooses a queue of `info` for `msg`, avoiding `avoid_broker` (the
@@ -163,7 +164,7 @@ impl MessageRouter {
                 let (candidates, reason) = self.candidates(&info.queues, avoid_broker);
                 let i = match strategy {
                     RoutingStrategy::RoundRobin => {
-                        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut counters = lock(&self.counters);
                         let c = counters.entry(topic).or_insert(0);
                         *c = c.wrapping_add(1);
                         (*c - 1) as usize
@@ -173,7 +174,7 @@ impl MessageRouter {
                 (candidates[i % candidates.len()], reason)
             }
         };
-        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stats = lock(&self.stats);
         stats.0 += 1;
         *stats.1.entry(strategy).or_insert(0) += 1;
         Ok(RoutingResult { queue: target.queue.clone(), broker_addr: target.broker_addr.clone(), strategy, reason })
@@ -242,7 +243,7 @@ impl MessageRouter {
 
     /// Totals, per-strategy counts and every broker's health.
     pub fn stats(&self) -> RoutingStats {
-        let (routed, per_strategy) = self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let (routed, per_strategy) = lock(&self.stats).clone();
         let brokers = self.health_lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         RoutingStats { routed, per_strategy, brokers }
     }

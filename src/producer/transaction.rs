@@ -109,9 +109,7 @@ impl std::fmt::Debug for TransactionProducer {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
+use crate::threads::lock;
 
 /// Reads a CHECK_TRANSACTION_STATE request; `None` for anything malformed.
 fn parse_check(cmd: &RemotingCommand, broker_addr: &str) -> Option<CheckRequest> {
