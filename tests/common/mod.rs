@@ -3,6 +3,8 @@
 //! `ROCKETMQ_NAMESRV_ADDR`.
 #![allow(dead_code)]
 
+pub mod peer;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
