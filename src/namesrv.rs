@@ -138,11 +138,12 @@ impl NameServerClient {
         Ok(c)
     }
 
-    /// Closes the cached connection (and joins its reader thread); the next
-    /// request opens a new one.
+    /// Closes the cached connection (a request waiting on it fails at once;
+    /// its reader thread ends); the next request opens a new one.
     pub fn close(&self) {
-        let conn = lock(&self.conn).take();
-        drop(conn);
+        if let Some((_, conn)) = lock(&self.conn).take() {
+            conn.close();
+        }
     }
 
     /// Sends a request to the first name server that answers.

@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
 use crate::broker::{BrokerClient, ClientConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, OperationKind, Result};
 use crate::namesrv::NameServerClient;
+use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
 use crate::protocol::body::{ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData};
+use crate::protocol::route::MASTER_ID;
 use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
 
 pub(crate) use crate::threads::lock;
@@ -87,8 +89,8 @@ impl Signal {
 
 #[derive(Default)]
 struct Brokers {
-    /// Broker name → master address, from the routes seen.
-    addrs: HashMap<String, String>,
+    /// Broker name → address by broker id (0: master), from the routes seen.
+    addrs: HashMap<String, BTreeMap<i64, String>>,
     /// Address → the one connection to it.
     clients: HashMap<String, Arc<BrokerClient>>,
 }
@@ -161,20 +163,19 @@ impl Instance {
     }
 
     /// The readable queues of a topic, sorted; refreshes the broker addresses.
+    /// A broker whose master is down still counts while a slave serves it.
     pub fn topic_queues(&self, topic: &str) -> Result<Vec<MessageQueue>> {
         let route = self.namesrv()?.topic_route(topic)?;
         {
             let mut b = lock(&self.brokers);
-            for bd in &route.broker_datas {
-                if let Some(addr) = bd.master_addr() {
-                    b.addrs.insert(bd.broker_name.clone(), addr.to_string());
-                }
+            for bd in route.broker_datas.iter().filter(|bd| !bd.broker_addrs.is_empty()) {
+                b.addrs.insert(bd.broker_name.clone(), bd.broker_addrs.clone());
             }
         }
         let mut queues: Vec<MessageQueue> = route
             .queue_datas
             .iter()
-            .filter(|q| q.is_readable() && route.broker(&q.broker_name).and_then(|b| b.master_addr()).is_some())
+            .filter(|q| q.is_readable() && route.broker(&q.broker_name).is_some_and(|b| !b.broker_addrs.is_empty()))
             .flat_map(|q| {
                 (0..q.read_queue_nums.max(0)).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i))
             })
@@ -183,28 +184,49 @@ impl Instance {
         Ok(queues)
     }
 
-    /// The connection to a broker (by name), opened or reopened as needed.
+    /// Address of broker `broker_name` with id `id`, else its master, else
+    /// any of its addresses (Java's `findBrokerAddressInSubscribe`).
+    fn addr_of(&self, broker_name: &str, id: i64) -> Result<String> {
+        let b = lock(&self.brokers);
+        let addrs = b
+            .addrs
+            .get(broker_name)
+            .ok_or_else(|| Error::invalid("broker", format!("address of broker {broker_name:?} not known yet")))?;
+        addrs
+            .get(&id)
+            .or_else(|| addrs.get(&MASTER_ID))
+            .or_else(|| addrs.values().next())
+            .cloned()
+            .ok_or_else(|| Error::invalid("broker", format!("broker {broker_name:?} has no address")))
+    }
+
+    /// The connection to a broker (by name: its master, else a slave),
+    /// opened or reopened as needed.
     pub fn broker(&self, broker_name: &str) -> Result<Arc<BrokerClient>> {
         if self.is_closed() {
             return Err(Error::NotRunning("consumer"));
         }
-        let addr = lock(&self.brokers).addrs.get(broker_name).cloned();
-        let addr = match addr {
-            Some(a) => a,
-            None => {
-                return Err(Error::invalid("broker", format!("address of broker {broker_name:?} not known yet")));
-            }
-        };
+        let addr = self.addr_of(broker_name, MASTER_ID)?;
         self.broker_at(&addr)
     }
 
     /// The connection to the broker of a queue; looks up the topic's route when needed.
     pub fn broker_of(&self, mq: &MessageQueue) -> Result<Arc<BrokerClient>> {
+        self.broker_for_pull(mq, MASTER_ID)
+    }
+
+    /// The connection to pull `mq` from: the broker id the last pull
+    /// suggested (a slave while the master is busy or down), else the master.
+    pub fn broker_for_pull(&self, mq: &MessageQueue, id: i64) -> Result<Arc<BrokerClient>> {
+        if self.is_closed() {
+            return Err(Error::NotRunning("consumer"));
+        }
         let known = lock(&self.brokers).addrs.contains_key(&mq.broker_name);
         if !known {
             self.topic_queues(&mq.topic)?;
         }
-        self.broker(&mq.broker_name)
+        let addr = self.addr_of(&mq.broker_name, id)?;
+        self.broker_at(&addr)
     }
 
     fn broker_at(&self, addr: &str) -> Result<Arc<BrokerClient>> {
@@ -287,32 +309,66 @@ impl Instance {
     }
 
     /// Refreshes the routes of the subscribed topics, then heartbeats every
-    /// known broker. Returns how many brokers answered.
-    pub fn heartbeat_all(&self) -> usize {
+    /// known broker at once, waiting for their answers until `deadline`
+    /// (connections not yet open are opened one by one until then). Returns
+    /// how many brokers answered.
+    pub fn heartbeat_all(&self, deadline: Instant) -> usize {
         for sub in self.subscriptions() {
             let _ = self.topic_queues(&sub.topic);
         }
-        let data = self.heartbeat_data();
         let names: Vec<String> = lock(&self.brokers).addrs.keys().cloned().collect();
-        names.iter().filter(|n| self.broker(n).and_then(|c| c.heartbeat(&data)).is_ok()).count()
-    }
-
-    /// Leaves the group on every connected broker (best effort).
-    pub fn unregister_all(&self) {
-        let clients: Vec<Arc<BrokerClient>> = lock(&self.brokers).clients.values().cloned().collect();
-        for c in clients.iter().filter(|c| c.is_connected()) {
-            let _ = c.unregister_client(&self.client_id, None, Some(&self.group));
+        let mut clients = Vec::new();
+        for name in names {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Ok(c) = self.broker(&name) {
+                clients.push(c);
+            }
         }
+        let data = self.heartbeat_data();
+        let calls = clients.iter().map(|c| (c.connection(), BrokerClient::heartbeat_command(&data))).collect();
+        let results = invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
+        results.iter().zip(&clients).filter(|(r, c)| Self::succeeded(c, r, "heartbeat")).count()
     }
 
-    /// Closes every connection (ends long polls at once); no new ones open after.
+    fn succeeded(client: &BrokerClient, r: &Result<RemotingCommand>, operation: &'static str) -> bool {
+        r.as_ref().is_ok_and(|resp| client.expect_success(resp, operation, OperationKind::Other, "", -1).is_ok())
+    }
+
+    /// Leaves the group on every connected broker, all at once, waiting for
+    /// the answers until `deadline` at most: releases the orderly locks of
+    /// `unlock` first (per broker, before the unregister on the same
+    /// connection), then unregisters.
+    pub fn leave(&self, unlock: &[MessageQueue], deadline: Instant) {
+        let clients: Vec<Arc<BrokerClient>> =
+            lock(&self.brokers).clients.values().filter(|c| c.is_connected()).cloned().collect();
+        let mut calls = Vec::new();
+        for c in &clients {
+            let mine: Vec<MessageQueue> = unlock
+                .iter()
+                .filter(|q| self.addr_of(&q.broker_name, MASTER_ID).is_ok_and(|a| a == c.addr()))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                calls.push((c.connection(), BrokerClient::unlock_command(&self.group, &self.client_id, &mine)));
+            }
+            calls.push((c.connection(), BrokerClient::unregister_command(&self.client_id, None, Some(&self.group))));
+        }
+        invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
+    }
+
+    /// Closes every connection (ends long polls and requests in progress at
+    /// once); no new ones open after.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let clients: Vec<Arc<BrokerClient>> = lock(&self.brokers).clients.drain().map(|(_, c)| c).collect();
         for c in clients {
             c.close();
         }
-        lock(&self.namesrv).take();
+        if let Some(ns) = lock(&self.namesrv).take() {
+            ns.close();
+        }
     }
 
     /// Whether this consumer is clustering.

@@ -33,12 +33,13 @@ mod config;
 mod instance;
 mod lite_pull;
 mod offset_store;
+mod pull_service;
 mod push;
 mod rebalance;
 
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 pub use crate::protocol::body::{ConsumeFromWhere, MessageModel, EXPRESSION_SQL92, EXPRESSION_TAG};
@@ -271,16 +272,6 @@ impl Gate {
             st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
         st.active.iter().copied().collect()
-    }
-}
-
-/// Joins `handles`, except those of threads still inside a listener call
-/// (`busy`): they are left to finish on their own and exit.
-pub(crate) fn join_all(handles: Vec<JoinHandle<()>>, busy: &HashSet<ThreadId>) {
-    for h in handles {
-        if !busy.contains(&h.thread().id()) && h.thread().id() != std::thread::current().id() {
-            let _ = h.join();
-        }
     }
 }
 

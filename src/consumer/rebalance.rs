@@ -19,6 +19,9 @@ use std::time::{Duration, Instant};
 use super::instance::Instance;
 use super::offset_store::OffsetStore;
 use super::spawn;
+
+/// How often the background thread looks for queues to ready.
+const PREPARE_INTERVAL: Duration = Duration::from_millis(200);
 use crate::error::Result;
 use crate::protocol::body::ConsumeFromWhere;
 use crate::protocol::MessageQueue;
@@ -27,16 +30,17 @@ use crate::protocol::MessageQueue;
 pub(crate) trait QueueOwner: Send + Sync {
     /// Queues of `topic` held now.
     fn held(&self, topic: &str) -> BTreeSet<MessageQueue>;
-    /// Starts consuming a queue.
-    fn add(self: Arc<Self>, mq: MessageQueue);
+    /// Takes a queue; [`prepare`](Self::prepare) starts pulling it.
+    fn add(&self, mq: MessageQueue);
     /// Stops consuming a queue: no more pulls, offset persisted, lock released.
     fn remove(&self, mq: &MessageQueue);
+    /// Readies the queues the pull threads left to this thread (start
+    /// offset, orderly lock: requests that may block) and schedules their pulls.
+    fn prepare(&self);
     /// Persists the offsets of the held queues.
     fn persist(&self);
     /// Orderly: renews the broker locks of the held queues.
     fn renew_locks(&self) {}
-    /// Joins pull threads of removed queues that have ended.
-    fn reap(&self) {}
 }
 
 /// The queues this consumer should hold for `topic`; `None` keeps the
@@ -65,7 +69,7 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
             owner.remove(mq);
         }
         for mq in desired.difference(&held) {
-            Arc::clone(owner).add(mq.clone());
+            owner.add(mq.clone());
         }
     }
 }
@@ -98,15 +102,11 @@ pub(crate) fn start_offset(
 }
 
 /// Starts the background thread.
-pub(crate) fn spawn_service(
-    inst: Arc<Instance>,
-    owner: Arc<dyn QueueOwner>,
-    renew_locks: bool,
-) -> Result<JoinHandle<()>> {
-    spawn("rebalance", move || run(&inst, &owner, renew_locks))
+pub(crate) fn spawn_service(inst: Arc<Instance>, owner: Arc<dyn QueueOwner>) -> Result<JoinHandle<()>> {
+    spawn("rebalance", move || run(&inst, &owner))
 }
 
-fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>, renew_locks: bool) {
+fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
     let c = &inst.config;
     let now = Instant::now();
     let mut next_rebalance = now;
@@ -114,33 +114,29 @@ fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>, renew_locks: bool) {
     let mut next_persist = now + c.persist_interval();
     let mut next_lock = now + c.lock_renew_interval();
     loop {
-        let mut deadline = next_rebalance.min(next_heartbeat).min(next_persist);
-        if renew_locks {
-            deadline = deadline.min(next_lock);
-        }
-        // Wake at least every second to reap ended pull threads.
-        deadline = deadline.min(Instant::now() + Duration::from_secs(1));
-        let w = inst.signal.wait_until(deadline);
+        let deadline = next_rebalance.min(next_heartbeat).min(next_persist).min(next_lock);
+        // Wake at least every second to ready queues the pull threads left here.
+        let w = inst.signal.wait_until(deadline.min(Instant::now() + PREPARE_INTERVAL));
         if w.stopped {
             return;
         }
         let now = Instant::now();
         if w.heartbeat || now >= next_heartbeat {
-            inst.heartbeat_all();
+            inst.heartbeat_all(Instant::now() + c.request_timeout());
             next_heartbeat = Instant::now() + c.heartbeat_interval();
         }
         if w.rebalance || now >= next_rebalance {
             rebalance(inst, owner);
             next_rebalance = Instant::now() + c.rebalance_interval();
         }
-        if renew_locks && now >= next_lock {
+        if now >= next_lock {
             owner.renew_locks();
             next_lock = Instant::now() + c.lock_renew_interval();
         }
+        owner.prepare();
         if now >= next_persist {
             owner.persist();
             next_persist = Instant::now() + c.persist_interval();
         }
-        owner.reap();
     }
 }
