@@ -25,9 +25,9 @@
 //! | thread name | started by | stops when |
 //! |---|---|---|
 //! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
-//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal | `shutdown` (or `Drop`) signals its `Condvar`; joined |
-//! | `rocketmq-pull-<n>` | a consumer, one per assigned queue (long-polling pull loop) | the queue is taken away by a rebalance (ends when its parked pull returns; joined by the rebalance thread) or `shutdown` closes the connections (ends at once; joined) |
-//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`] with a concurrent listener, [`consumer::ConsumerConfig::consume_threads`] of them (default 20) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
+//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal, readying new queues | `shutdown` (or `Drop`) signals its `Condvar` and closes the connections it may be waiting on; joined |
+//! | `rocketmq-pull-<n>` | a consumer's `start`, [`consumer::ConsumerConfig::pull_threads`] of them (default 2), whatever the number of queues: send every queue's pulls without waiting, decode the answers | `shutdown` stops their schedule and wakes them; joined |
+//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
 //! | `rocketmq-producer-<n>` | [`Producer::start`], one per producer: route refresh and heartbeats | [`Producer::shutdown`] or `Drop` sets its stop flag and wakes its `Condvar`; joined |
 //! | `rocketmq-async-<n>` | [`Producer::start`], `async_threads` of them (default 4): run `send_async` | `shutdown` closes their queue (waiting sends get `NotRunning`); joined |
 //! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue; it sees that within 200 ms; joined |
