@@ -3,16 +3,18 @@
 //! and the [`Signal`] that wakes the background thread.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
+use super::rebalance::{DirectReply, QueueOwner};
 use crate::broker::{BrokerClient, ClientConfig};
 use crate::error::{Error, OperationKind, Result};
 use crate::namesrv::NameServerClient;
 use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
+use crate::protocol::admin;
 use crate::protocol::body::{ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData};
 use crate::protocol::route::MASTER_ID;
 use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
@@ -24,11 +26,19 @@ pub(crate) fn retry_topic(group: &str) -> String {
     format!("%RETRY%{group}")
 }
 
+/// Offsets an operations tool asked to reset: topic → offset per queue.
+pub(crate) type OffsetReset = (String, BTreeMap<MessageQueue, i64>);
+
+/// Resets waiting for the background thread; more are dropped (the tool
+/// reports the reset as sent; it can be run again).
+const MAX_PENDING_RESETS: usize = 16;
+
 #[derive(Debug, Default)]
 struct SignalState {
     stopped: bool,
     rebalance: bool,
     heartbeat: bool,
+    resets: Vec<OffsetReset>,
 }
 
 /// Wakes the background thread: stop, rebalance now, heartbeat now.
@@ -39,11 +49,12 @@ pub(crate) struct Signal {
 }
 
 /// What [`Signal::wait`] saw.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub(crate) struct Wakeup {
     pub stopped: bool,
     pub rebalance: bool,
     pub heartbeat: bool,
+    pub resets: Vec<OffsetReset>,
 }
 
 impl Signal {
@@ -62,6 +73,16 @@ impl Signal {
         self.cond.notify_all();
     }
 
+    /// Never blocks for long: safe on a connection's reader thread.
+    pub fn request_reset(&self, reset: OffsetReset) {
+        let mut st = lock(&self.state);
+        if st.resets.len() < MAX_PENDING_RESETS {
+            st.resets.push(reset);
+        }
+        drop(st);
+        self.cond.notify_all();
+    }
+
     pub fn request_heartbeat(&self) {
         lock(&self.state).heartbeat = true;
         self.cond.notify_all();
@@ -71,7 +92,7 @@ impl Signal {
     pub fn wait_until(&self, deadline: Instant) -> Wakeup {
         let mut st = lock(&self.state);
         loop {
-            if st.stopped || st.rebalance || st.heartbeat {
+            if st.stopped || st.rebalance || st.heartbeat || !st.resets.is_empty() {
                 break;
             }
             let now = Instant::now();
@@ -80,7 +101,8 @@ impl Signal {
             }
             st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
-        let w = Wakeup { stopped: st.stopped, rebalance: st.rebalance, heartbeat: st.heartbeat };
+        let resets = std::mem::take(&mut st.resets);
+        let w = Wakeup { stopped: st.stopped, rebalance: st.rebalance, heartbeat: st.heartbeat, resets };
         st.rebalance = false;
         st.heartbeat = false;
         w
@@ -103,6 +125,9 @@ pub(crate) struct Instance {
     pub client_id: String,
     pub consume_type: ConsumeType,
     pub signal: Arc<Signal>,
+    /// The consumer object, for what operations tools ask (set by `start`).
+    owner: Arc<OnceLock<Weak<dyn QueueOwner>>>,
+    started_ms: AtomicI64,
     client_config: ClientConfig,
     /// Dropped by `close`, which ends its reader thread.
     namesrv: Mutex<Option<Arc<NameServerClient>>>,
@@ -123,6 +148,8 @@ impl Instance {
             client_id,
             consume_type,
             signal: Arc::new(Signal::default()),
+            owner: Arc::new(OnceLock::new()),
+            started_ms: AtomicI64::new(0),
             client_config,
             namesrv: Mutex::new(Some(Arc::new(namesrv))),
             brokers: Mutex::new(Brokers::default()),
@@ -132,12 +159,52 @@ impl Instance {
         })
     }
 
+    /// Makes `owner` answer what operations tools ask; notes the start time.
+    pub fn set_owner(&self, owner: Weak<dyn QueueOwner>) {
+        self.started_ms.store(super::push::now_ms(), Ordering::SeqCst);
+        let _ = self.owner.set(owner);
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
     pub fn set_subscription(&self, sub: SubscriptionData) {
         lock(&self.subscriptions).insert(sub.topic.clone(), sub);
+    }
+
+    /// Drops the subscription of `topic` (wire name); true when there was one.
+    pub fn remove_subscription(&self, topic: &str) -> bool {
+        lock(&self.subscriptions).remove(topic).is_some()
+    }
+
+    /// The running-info properties both consumers share (Java's names).
+    pub fn base_properties(&self, consume_type: &str, orderly: bool, threads: usize) -> BTreeMap<String, String> {
+        let c = &self.config;
+        let mut p = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            p.insert(k.to_string(), v);
+        };
+        put("PROP_CONSUME_TYPE", consume_type.to_string());
+        put("PROP_CONSUMEORDERLY", orderly.to_string());
+        put("PROP_THREADPOOL_CORE_SIZE", threads.to_string());
+        put("PROP_CONSUMER_START_TIMESTAMP", self.started_ms.load(Ordering::SeqCst).to_string());
+        put("PROP_NAMESERVER_ADDR", c.namesrv_addr().to_string());
+        put("PROP_CLIENT_VERSION", crate::protocol::frame::CLIENT_VERSION_DESC.to_string());
+        put("consumerGroup", self.group.clone());
+        let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_string));
+        put("messageModel", name(serde_json::to_value(c.message_model())).unwrap_or_default());
+        put("consumeFromWhere", name(serde_json::to_value(c.consume_from_where())).unwrap_or_default());
+        put("pullBatchSize", c.pull_batch_size().to_string());
+        put("consumeMessageBatchMaxSize", c.consume_batch_size().to_string());
+        put("pullThresholdForQueue", c.pull_threshold_for_queue().to_string());
+        put("pullThresholdSizeForQueue", (c.pull_threshold_size_for_queue() / (1024 * 1024)).to_string());
+        put("consumeThreadMin", c.consume_threads().to_string());
+        put("consumeThreadMax", c.consume_threads().to_string());
+        put("pullThreadNums", c.pull_threads().to_string());
+        put("maxReconsumeTimes", c.max_reconsume_times().to_string());
+        put("clientIP", self.client_id.split('@').next().unwrap_or_default().to_string());
+        p
     }
 
     pub fn subscription(&self, topic: &str) -> Option<SubscriptionData> {
@@ -237,7 +304,7 @@ impl Instance {
         }
         // Connect without holding the lock; a racing connect just loses.
         let client = Arc::new(BrokerClient::connect(addr, &self.client_config)?);
-        client.set_request_handler(Some(self.request_handler()));
+        client.set_request_handler(Some(self.request_handler(Arc::downgrade(&client))));
         let mut b = lock(&self.brokers);
         if self.is_closed() {
             client.close();
@@ -255,20 +322,69 @@ impl Instance {
         Ok(client)
     }
 
-    /// Answers what brokers ask: ids changed wakes the rebalance (never
-    /// blocks the reader thread); anything else is "not supported".
-    fn request_handler(&self) -> RequestHandler {
+    /// Answers what brokers ask for themselves or for operations tools. It
+    /// runs on the connection's reader thread, so it never blocks: ids
+    /// changed and offset resets wake the background thread, a message to
+    /// consume directly goes to the consume threads (answered from there),
+    /// running info and status are read from memory.
+    fn request_handler(&self, client: Weak<BrokerClient>) -> RequestHandler {
         let signal = Arc::clone(&self.signal);
+        let owner = Arc::clone(&self.owner);
+        let group = self.group.clone();
         Arc::new(move |cmd: &RemotingCommand| {
-            if cmd.code == request::NOTIFY_CONSUMER_IDS_CHANGED {
-                signal.request_rebalance();
-                return None;
+            let field = |k: &str| cmd.ext_fields.get(k).map(String::as_str).unwrap_or("");
+            let error = |code, remark: String| Some(RemotingCommand::response_to(cmd, code, Some(remark)));
+            let not_here =
+                || error(ResponseCode::SystemError, format!("The Consumer Group <{group}> not exist in this consumer"));
+            let ok =
+                |body: Vec<u8>| Some(RemotingCommand::response_to(cmd, ResponseCode::Success, None).with_body(body));
+            let owner = owner.get().and_then(Weak::upgrade);
+            match cmd.code {
+                request::NOTIFY_CONSUMER_IDS_CHANGED => {
+                    signal.request_rebalance();
+                    None
+                }
+                request::GET_CONSUMER_RUNNING_INFO => match owner {
+                    Some(o) if field("consumerGroup") == group => ok(o.running_info().encode()),
+                    _ => not_here(),
+                },
+                request::GET_CONSUMER_STATUS_FROM_CLIENT => match owner {
+                    Some(o) if field("group") == group => ok(admin::encode_consumer_status(&o.offsets(field("topic")))),
+                    _ => not_here(),
+                },
+                request::RESET_CONSUMER_CLIENT_OFFSET if field("group") == group => {
+                    match admin::decode_reset_offset_body(&cmd.body) {
+                        Ok(table) => signal.request_reset((field("topic").to_string(), table)),
+                        Err(e) => return error(ResponseCode::SystemError, e.to_string()),
+                    }
+                    None
+                }
+                request::CONSUME_MESSAGE_DIRECTLY => {
+                    let Some(o) = owner.filter(|_| field("consumerGroup") == group) else { return not_here() };
+                    let msg = match crate::protocol::message::decode_messages(&cmd.body) {
+                        Ok(mut v) if !v.is_empty() => v.swap_remove(0),
+                        Ok(_) => return error(ResponseCode::SystemError, "no message in the body".into()),
+                        Err(e) => return error(ResponseCode::SystemError, e.to_string()),
+                    };
+                    let (request, client) = (cmd.clone(), client.clone());
+                    let reply: DirectReply = Box::new(move |result| {
+                        if let Some(c) = client.upgrade() {
+                            let resp = RemotingCommand::response_to(&request, ResponseCode::Success, None)
+                                .with_body(result.encode());
+                            let _ = c.connection().respond(&request, resp);
+                        }
+                    });
+                    if o.consume_directly(msg, field("brokerName"), reply) {
+                        None
+                    } else {
+                        error(ResponseCode::SystemError, "this consumer has no listener to consume with".into())
+                    }
+                }
+                _ => error(
+                    ResponseCode::RequestCodeNotSupported,
+                    format!("request code {} not supported by this consumer", cmd.code),
+                ),
             }
-            Some(RemotingCommand::response_to(
-                cmd,
-                ResponseCode::RequestCodeNotSupported,
-                Some(format!("request code {} not supported by this consumer", cmd.code)),
-            ))
         })
     }
 

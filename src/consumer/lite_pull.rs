@@ -1,6 +1,6 @@
 //! [`LitePullConsumer`]: background pulls into a bounded buffer, `poll` to read.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -14,6 +14,7 @@ use super::rebalance::{self, QueueOwner};
 use super::{prepare_messages, MessageSelector};
 use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
+use crate::protocol::admin::{self, ConsumerRunningInfo, ProcessQueueInfo};
 use crate::protocol::body::{ConsumeType, SubscriptionData};
 use crate::protocol::{MessageExt, MessageQueue};
 use crate::threads::join_until;
@@ -30,6 +31,8 @@ struct QueueState {
     epoch: u64,
     seek: Option<i64>,
     next_pull: Option<i64>,
+    /// For operations tools: last pull (ms since the epoch).
+    last_pull_ms: i64,
     /// Epoch of the pull in flight: its answer counts only if no seek came since.
     pull_epoch: u64,
     /// Broker id the last pull suggested (0: master).
@@ -192,6 +195,20 @@ impl LitePullConsumer {
         Ok(())
     }
 
+    /// Stops consuming a subscribed topic: the next rebalance, run at once,
+    /// gives its queues up (offsets committed and persisted) and the next
+    /// heartbeat, also at once, tells the brokers.
+    pub fn unsubscribe(&self, topic: &str) -> Result<()> {
+        validate::check_topic(topic)?;
+        let inst = &self.inner.inst;
+        inst.remove_subscription(&inst.config.with_namespace(topic));
+        if self.running() {
+            inst.signal.request_heartbeat();
+            inst.signal.request_rebalance();
+        }
+        Ok(())
+    }
+
     /// Takes exactly these queues (no rebalancing); replaces an earlier assignment.
     pub fn assign(&self, queues: &[MessageQueue]) -> Result<()> {
         for q in queues {
@@ -244,6 +261,7 @@ impl LitePullConsumer {
         let ts =
             inst.config.consume_timestamp_ms().unwrap_or(now_ms() - DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64);
         inner.consume_timestamp_ms.store(ts, std::sync::atomic::Ordering::SeqCst);
+        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
         inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
         let mut threads = Vec::new();
         let started = inner.pulls.start(Arc::clone(inner), inst.config.pull_threads()).and_then(|pulls| {
@@ -523,6 +541,7 @@ impl Puller for LiteInner {
         }
         st.next_pull = Some(r.next_begin_offset);
         st.suggested_broker = r.suggest_which_broker_id;
+        st.last_pull_ms = now_ms();
         if msgs.is_empty() {
             // Nothing to hand out (no message, none matched, offset moved):
             // when nothing is buffered either, the position moves on.
@@ -594,6 +613,62 @@ impl QueueOwner for LiteInner {
             lock(&q.state).parked = false;
             self.pulls.schedule(q, Duration::ZERO);
         }
+    }
+
+    fn rebalanced(&self) -> BTreeSet<MessageQueue> {
+        if *lock(&self.mode) != Mode::Subscribe {
+            return BTreeSet::new();
+        }
+        lock(&self.table).keys().cloned().collect()
+    }
+
+    fn running_info(&self) -> ConsumerRunningInfo {
+        let inst = &self.inst;
+        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> =
+            lock(&self.table).iter().map(|(m, q)| (m.clone(), Arc::clone(q))).collect();
+        let infos = queues
+            .into_iter()
+            .map(|(mq, q)| {
+                let st = lock(&q.state);
+                let info = ProcessQueueInfo {
+                    commit_offset: st.consumed.or_else(|| self.store.read_memory(&mq)).unwrap_or(-1),
+                    cached_msg_count: st.buffered_msgs as i32,
+                    cached_msg_size_in_mib: (st.buffered_bytes / (1024 * 1024)) as i32,
+                    droped: st.dropped,
+                    last_pull_timestamp: st.last_pull_ms,
+                    ..ProcessQueueInfo::default()
+                };
+                (mq, info)
+            })
+            .collect();
+        ConsumerRunningInfo {
+            properties: inst.base_properties(admin::CONSUME_ACTIVELY, false, inst.config.pull_threads()),
+            subscriptions: inst.subscriptions(),
+            queues: infos,
+            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
+        }
+    }
+
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
+        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> = lock(&self.table)
+            .iter()
+            .filter(|(m, _)| m.topic == topic)
+            .map(|(m, q)| (m.clone(), Arc::clone(q)))
+            .collect();
+        queues.into_iter().filter_map(|(m, q)| lock(&q.state).consumed.map(|o| (m, o))).collect()
+    }
+
+    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>) {
+        let mut moved = Vec::new();
+        for (mq, offset) in table.iter().filter(|(q, _)| q.topic == topic) {
+            let q = lock(&self.table).get(mq).cloned();
+            if let Some(q) = q {
+                self.seek(&q, *offset);
+            }
+            self.store.update(mq, *offset, false);
+            moved.push(mq.clone());
+        }
+        let _ = self.store.persist(&self.inst, &moved);
     }
 
     fn persist(&self) {

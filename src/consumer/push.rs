@@ -11,13 +11,14 @@ use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO, DEFAULT_PUSH_
 use super::instance::{lock, retry_topic, Instance};
 use super::offset_store::OffsetStore;
 use super::pull_service::{Next, PullService, Puller};
-use super::rebalance::{self, QueueOwner};
+use super::rebalance::{self, DirectReply, QueueOwner};
 use super::{
     prepare_messages, spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
     ConsumeOrderlyStatus, Gate, MessageListenerConcurrently, MessageListenerOrderly, MessageSelector,
 };
 use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
+use crate::protocol::admin::{self, ConsumeMessageDirectlyResult, ConsumerRunningInfo, ProcessQueueInfo};
 use crate::protocol::body::{ConsumeType, SubscriptionData};
 use crate::protocol::{MessageExt, MessageQueue};
 use crate::threads::join_until;
@@ -78,6 +79,9 @@ struct PqState {
     consuming: bool,
     /// Orderly: the offset was persisted and the lock released after the drop.
     released: bool,
+    /// For operations tools: last pull and last listener call (ms since the epoch).
+    last_pull_ms: i64,
+    last_consume_ms: i64,
 }
 
 /// Java's ProcessQueue: the consume state of one queue.
@@ -105,6 +109,8 @@ impl ProcessQueue {
                 consume_scheduled: false,
                 consuming: false,
                 released: false,
+                last_pull_ms: 0,
+                last_consume_ms: 0,
             }),
         }
     }
@@ -162,6 +168,24 @@ impl ProcessQueue {
         st.msgs.len() >= count || st.bytes >= bytes
     }
 
+    /// The queue as operations tools see it.
+    fn info(&self, commit_offset: i64) -> ProcessQueueInfo {
+        let st = lock(&self.state);
+        ProcessQueueInfo {
+            commit_offset,
+            cached_msg_min_offset: st.msgs.keys().next().copied().unwrap_or(0),
+            cached_msg_max_offset: st.msgs.keys().next_back().copied().unwrap_or(0),
+            cached_msg_count: st.msgs.len() as i32,
+            cached_msg_size_in_mib: (st.bytes / (1024 * 1024)) as i32,
+            locked: st.locked_at.is_some_and(|t| t.elapsed() < LOCK_MAX_LIVE),
+            last_lock_timestamp: st.locked_at.map_or(0, |t| now_ms() - t.elapsed().as_millis() as i64),
+            droped: st.dropped.is_some(),
+            last_pull_timestamp: st.last_pull_ms,
+            last_consume_timestamp: st.last_consume_ms,
+            ..ProcessQueueInfo::default()
+        }
+    }
+
     fn set_locked(&self, locked: bool) {
         lock(&self.state).locked_at = if locked { Some(Instant::now()) } else { None };
     }
@@ -215,6 +239,8 @@ enum Task {
     Batch { pq: Arc<ProcessQueue>, msgs: Vec<MessageExt> },
     /// Orderly: consume what the queue holds, in order.
     Queue(Arc<ProcessQueue>),
+    /// An operations tool's CONSUME_MESSAGE_DIRECTLY.
+    Direct(Box<MessageExt>, String, DirectReply),
 }
 
 #[derive(Default)]
@@ -379,6 +405,20 @@ impl PushConsumer {
         Ok(())
     }
 
+    /// Stops consuming `topic`: the next rebalance, run at once, gives its
+    /// queues up (offsets persisted, orderly locks released) and the next
+    /// heartbeat, also at once, tells the brokers. Allowed before `start`.
+    pub fn unsubscribe(&self, topic: &str) -> Result<()> {
+        validate::check_topic(topic)?;
+        let inst = &self.inner.inst;
+        inst.remove_subscription(&inst.config.with_namespace(topic));
+        if matches!(*lock(&self.run), RunState::Running { .. }) {
+            inst.signal.request_heartbeat();
+            inst.signal.request_rebalance();
+        }
+        Ok(())
+    }
+
     fn register(&self, listener: Listener) -> Result<()> {
         if !matches!(*lock(&self.run), RunState::Created) {
             return Err(Error::invalid("listener", "register the listener before start"));
@@ -419,6 +459,7 @@ impl PushConsumer {
         let ts =
             inst.config.consume_timestamp_ms().unwrap_or(now_ms() - DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64);
         inner.consume_timestamp_ms.store(ts, Ordering::SeqCst);
+        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
         inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
 
         let mut threads = Vec::new();
@@ -511,6 +552,7 @@ impl PushInner {
             match task {
                 Task::Batch { pq, msgs } => self.consume_concurrently(pq, msgs),
                 Task::Queue(pq) => self.consume_orderly(pq),
+                Task::Direct(msg, broker, reply) => self.consume_directly_now(*msg, &broker, reply),
             }
         }
     }
@@ -524,6 +566,7 @@ impl PushInner {
         let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
         let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)))
             .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
+        lock(&pq.state).last_consume_ms = now_ms();
         let mut again = Vec::new();
         if status == ConsumeConcurrentlyStatus::ReconsumeLater && self.inst.clustering() {
             for m in &msgs {
@@ -575,6 +618,7 @@ impl PushInner {
             let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)))
                 .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
             let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
+            lock(&pq.state).last_consume_ms = now_ms();
             let done = match status {
                 ConsumeOrderlyStatus::Success => true,
                 // Java's checkReconsumeTimes: once every message of the batch
@@ -608,6 +652,40 @@ impl PushInner {
                 return;
             }
         }
+    }
+
+    /// Calls the listener with one message an operations tool sent
+    /// (Java's `consumeMessageDirectly`: no retry, no offset change).
+    fn consume_directly_now(&self, msg: MessageExt, broker_name: &str, reply: DirectReply) {
+        let mut msg = msg;
+        msg.topic = self.inst.config.without_namespace(&msg.topic).to_string();
+        let queue = MessageQueue::new(msg.topic.clone(), broker_name, msg.queue_id);
+        let Some(_pass) = self.gate.enter() else { return };
+        let started = Instant::now();
+        let msgs = std::slice::from_ref(&msg);
+        let (order, result) = match self.listener.get() {
+            Some(Listener::Concurrently(l)) => {
+                let mut ctx = ConsumeConcurrentlyContext { queue, delay_level: 0 };
+                let r = catch_unwind(AssertUnwindSafe(|| l.consume_message(msgs, &mut ctx)));
+                (
+                    false,
+                    r.map(|s| if s == ConsumeConcurrentlyStatus::ConsumeSuccess { "CR_SUCCESS" } else { "CR_LATER" }),
+                )
+            }
+            Some(Listener::Orderly(l)) => {
+                let mut ctx = ConsumeOrderlyContext { queue, suspend: None };
+                let r = catch_unwind(AssertUnwindSafe(|| l.consume_message(msgs, &mut ctx)));
+                (true, r.map(|s| if s == ConsumeOrderlyStatus::Success { "CR_SUCCESS" } else { "CR_LATER" }))
+            }
+            None => return,
+        };
+        reply(ConsumeMessageDirectlyResult {
+            order,
+            auto_commit: true,
+            consume_result: result.unwrap_or("CR_THROW_EXCEPTION").to_string(),
+            remark: String::new(),
+            spent_time_mills: started.elapsed().as_millis() as i64,
+        });
     }
 
     /// Offset for messages that were all filtered out: move on when nothing is in flight.
@@ -695,6 +773,7 @@ impl Puller for PushInner {
             let mut st = lock(&pq.state);
             st.next_offset = Some(r.next_begin_offset);
             st.suggested_broker = r.suggest_which_broker_id;
+            st.last_pull_ms = now_ms();
         }
         match r.status {
             PullStatus::Found => {
@@ -803,6 +882,61 @@ impl QueueOwner for PushInner {
     fn persist(&self) {
         let queues: Vec<MessageQueue> = lock(&self.table).keys().cloned().collect();
         let _ = self.store.persist(&self.inst, &queues);
+    }
+
+    fn rebalanced(&self) -> BTreeSet<MessageQueue> {
+        lock(&self.table).keys().cloned().collect()
+    }
+
+    fn running_info(&self) -> ConsumerRunningInfo {
+        let inst = &self.inst;
+        let threads = inst.config.consume_threads();
+        let queues: Vec<Arc<ProcessQueue>> = lock(&self.table).values().cloned().collect();
+        ConsumerRunningInfo {
+            properties: inst.base_properties(admin::CONSUME_PASSIVELY, self.orderly(), threads),
+            subscriptions: inst.subscriptions(),
+            queues: queues
+                .iter()
+                .map(|pq| (pq.mq.clone(), pq.info(self.store.read_memory(&pq.mq).unwrap_or(-1))))
+                .collect(),
+            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
+        }
+    }
+
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
+        let queues: Vec<MessageQueue> = lock(&self.table).keys().filter(|q| q.topic == topic).cloned().collect();
+        queues.into_iter().filter_map(|q| self.store.read_memory(&q).map(|o| (q, o))).collect()
+    }
+
+    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>) {
+        // Java: drop the topic's queues, store the new offsets, rebalance so
+        // that they are taken again and start from there.
+        let dropped: Vec<Arc<ProcessQueue>> = {
+            let mut t = lock(&self.table);
+            let keys: Vec<MessageQueue> = t.keys().filter(|q| q.topic == topic).cloned().collect();
+            keys.iter().filter_map(|k| t.remove(k)).collect()
+        };
+        for pq in &dropped {
+            pq.drop_queue(DropReason::Shutdown);
+        }
+        let mut queues = Vec::new();
+        for (mq, offset) in table.iter().filter(|(q, _)| q.topic == topic) {
+            self.store.update(mq, *offset, false);
+            queues.push(mq.clone());
+        }
+        let _ = self.store.persist(&self.inst, &queues);
+        for pq in &dropped {
+            self.store.remove(&pq.mq);
+        }
+        self.inst.signal.request_rebalance();
+    }
+
+    fn consume_directly(&self, msg: MessageExt, broker_name: &str, reply: DirectReply) -> bool {
+        if self.listener.get().is_none() {
+            return false;
+        }
+        self.work.push(Task::Direct(Box::new(msg), broker_name.to_string(), reply));
+        true
     }
 
     fn renew_locks(&self) {

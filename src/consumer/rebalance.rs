@@ -11,7 +11,7 @@
 //! (clustering) or take all (broadcasting), then drop the queues no longer
 //! ours and add the new ones.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -23,8 +23,9 @@ use super::spawn;
 /// How often the background thread looks for queues to ready.
 const PREPARE_INTERVAL: Duration = Duration::from_millis(200);
 use crate::error::Result;
+use crate::protocol::admin::{ConsumeMessageDirectlyResult, ConsumerRunningInfo};
 use crate::protocol::body::ConsumeFromWhere;
-use crate::protocol::MessageQueue;
+use crate::protocol::{MessageExt, MessageQueue};
 
 /// What a consumer does when queues come and go; the background thread calls it.
 pub(crate) trait QueueOwner: Send + Sync {
@@ -41,7 +42,24 @@ pub(crate) trait QueueOwner: Send + Sync {
     fn persist(&self);
     /// Orderly: renews the broker locks of the held queues.
     fn renew_locks(&self) {}
+    /// The queues held through rebalancing (not assigned by hand).
+    fn rebalanced(&self) -> BTreeSet<MessageQueue>;
+    /// What operations tools see (GET_CONSUMER_RUNNING_INFO); from memory only.
+    fn running_info(&self) -> ConsumerRunningInfo;
+    /// Offsets in memory of the held queues of `topic` (wire names).
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64>;
+    /// Moves the held queues of `topic` to these offsets (an operations
+    /// tool's reset); the next message consumed is the one at the offset.
+    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>);
+    /// Hands a message to the listener on a consume thread, which answers
+    /// through `reply`; false when this consumer has no listener.
+    fn consume_directly(&self, _msg: MessageExt, _broker_name: &str, _reply: DirectReply) -> bool {
+        false
+    }
 }
+
+/// Answers a CONSUME_MESSAGE_DIRECTLY request once the listener returned.
+pub(crate) type DirectReply = Box<dyn FnOnce(ConsumeMessageDirectlyResult) + Send>;
 
 /// The queues this consumer should hold for `topic`; `None` keeps the
 /// current ones (route or consumer list not available).
@@ -71,6 +89,11 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         for mq in desired.difference(&held) {
             owner.add(mq.clone());
         }
+    }
+    // Queues of topics no longer subscribed (after `unsubscribe`).
+    let topics: BTreeSet<String> = inst.subscriptions().into_iter().map(|s| s.topic).collect();
+    for mq in owner.rebalanced().iter().filter(|q| !topics.contains(&q.topic)) {
+        owner.remove(mq);
     }
 }
 
@@ -128,6 +151,9 @@ fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         if w.rebalance || now >= next_rebalance {
             rebalance(inst, owner);
             next_rebalance = Instant::now() + c.rebalance_interval();
+        }
+        for (topic, table) in &w.resets {
+            owner.reset_offsets(topic, table);
         }
         if now >= next_lock {
             owner.renew_locks();

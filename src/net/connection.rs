@@ -391,6 +391,18 @@ impl Connection {
         lock(&self.shared.pending).remove(&opaque).is_some()
     }
 
+    /// Answers a request the peer started, later than its
+    /// [`RequestHandler`] returned (which then returned `None`): `response`
+    /// gets the request's opaque and the response flag.
+    pub fn respond(&self, request: &RemotingCommand, mut response: RemotingCommand) -> Result<()> {
+        if request.is_oneway() {
+            return Ok(());
+        }
+        response.opaque = request.opaque;
+        response.flag |= FLAG_RESPONSE;
+        self.shared.write(&response.encode())
+    }
+
     /// Sends a request with the oneway flag and returns once it is written.
     pub fn invoke_oneway(&self, mut cmd: RemotingCommand) -> Result<()> {
         self.prepare(&mut cmd)?;

@@ -8,6 +8,7 @@
 #   tests/broker/rocketmq.sh stop-broker NAME # kill -9, to simulate a crash
 #   tests/broker/rocketmq.sh start-broker NAME
 #   tests/broker/rocketmq.sh restart-broker NAME
+#   tests/broker/rocketmq.sh mqadmin ARGS...  # the release's mqadmin, -n set to this name server
 #
 # Usage: eval "$(tests/broker/rocketmq.sh start)"
 #
@@ -321,5 +322,12 @@ case "${1:-}" in
   start-broker) cmd_start_broker "${2:?broker name}" ;;
   restart-broker) cmd_stop_broker "${2:?broker name}"; cmd_start_broker "$2" ;;
   env) echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR" ;;
-  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env" ;;
+  # The release's own admin tool against this cluster, e.g.
+  #   tests/broker/rocketmq.sh mqadmin consumerStatus -g my_group
+  mqadmin)
+    shift
+    fetch_jars
+    exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$CACHE/lib/*" \
+      org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR" ;;
+  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env|mqadmin ARGS..." ;;
 esac
