@@ -46,6 +46,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[macro_use]
+mod logging;
+
 pub mod broker;
 pub mod consumer;
 mod env;

@@ -78,6 +78,8 @@ impl Signal {
         let mut st = lock(&self.state);
         if st.resets.len() < MAX_PENDING_RESETS {
             st.resets.push(reset);
+        } else {
+            log_warn!("offset reset dropped: topic={} (already {MAX_PENDING_RESETS} waiting)", reset.0);
         }
         drop(st);
         self.cond.notify_all();
@@ -445,7 +447,15 @@ impl Instance {
         let data = self.heartbeat_data();
         let calls = clients.iter().map(|c| (c.connection(), BrokerClient::heartbeat_command(&data))).collect();
         let results = invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
-        results.iter().zip(&clients).filter(|(r, c)| Self::succeeded(c, r, "heartbeat")).count()
+        let mut answered = 0;
+        for (r, c) in results.iter().zip(&clients) {
+            if Self::succeeded(c, r, "heartbeat") {
+                answered += 1;
+            } else {
+                log_warn!("heartbeat failed: group={} broker={} result={:?}", self.group, c.addr(), r.as_ref().err());
+            }
+        }
+        answered
     }
 
     fn succeeded(client: &BrokerClient, r: &Result<RemotingCommand>, operation: &'static str) -> bool {

@@ -514,7 +514,10 @@ impl Puller for LiteInner {
         let config = &self.inst.config;
         let r = match result {
             Ok(r) => r,
-            Err(_) => return (!lock(&q.state).dropped).then_some(config.pull_error_delay()),
+            Err(e) => {
+                log_debug!("pull failed: queue={:?} offset={} error={e}", q.mq, req.offset);
+                return (!lock(&q.state).dropped).then_some(config.pull_error_delay());
+            }
         };
         let delay = match r.status {
             PullStatus::Found => Duration::ZERO,
@@ -676,6 +679,8 @@ impl QueueOwner for LiteInner {
             self.commit_to_store();
         }
         let queues: Vec<MessageQueue> = lock(&self.table).keys().cloned().collect();
-        let _ = self.store.persist(&self.inst, &queues);
+        if let Err(e) = self.store.persist(&self.inst, &queues) {
+            log_warn!("offset persist failed: group={} error={e}", self.inst.group);
+        }
     }
 }

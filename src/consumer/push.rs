@@ -768,7 +768,13 @@ impl Puller for PushInner {
         if pq.dropped().is_some() {
             return None;
         }
-        let Ok(r) = result else { return Some(config.pull_error_delay()) };
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                log_debug!("pull failed: queue={:?} offset={} error={e}", pq.mq, req.offset);
+                return Some(config.pull_error_delay());
+            }
+        };
         {
             let mut st = lock(&pq.state);
             st.next_offset = Some(r.next_begin_offset);
@@ -799,6 +805,7 @@ impl Puller for PushInner {
                 Some(empty_pull_delay(req, &r, elapsed, config.pull_error_delay()))
             }
             PullStatus::OffsetIllegal => {
+                log_warn!("offset moved: queue={:?} offset={} next={}", pq.mq, req.offset, r.next_begin_offset);
                 // Java drops the queue and corrects the offset after 10 s;
                 // here the offset is corrected at once and the next pull waits.
                 self.store.update(&pq.mq, r.next_begin_offset, false);
@@ -881,7 +888,9 @@ impl QueueOwner for PushInner {
 
     fn persist(&self) {
         let queues: Vec<MessageQueue> = lock(&self.table).keys().cloned().collect();
-        let _ = self.store.persist(&self.inst, &queues);
+        if let Err(e) = self.store.persist(&self.inst, &queues) {
+            log_warn!("offset persist failed: group={} error={e}", self.inst.group);
+        }
     }
 
     fn rebalanced(&self) -> BTreeSet<MessageQueue> {

@@ -64,11 +64,23 @@ pub(crate) type DirectReply = Box<dyn FnOnce(ConsumeMessageDirectlyResult) + Sen
 /// The queues this consumer should hold for `topic`; `None` keeps the
 /// current ones (route or consumer list not available).
 pub(crate) fn desired_queues(inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
-    let all = inst.topic_queues(topic).ok()?;
+    let all = match inst.topic_queues(topic) {
+        Ok(all) => all,
+        Err(e) => {
+            log_warn!("route refresh failed: group={} topic={topic} error={e}", inst.group);
+            return None;
+        }
+    };
     if !inst.clustering() {
         return Some(all.into_iter().collect());
     }
-    let ids = inst.consumer_ids(topic).ok()?;
+    let ids = match inst.consumer_ids(topic) {
+        Ok(ids) => ids,
+        Err(e) => {
+            log_warn!("consumer list failed: group={} topic={topic} error={e}", inst.group);
+            return None;
+        }
+    };
     if ids.is_empty() {
         return None;
     }
@@ -83,6 +95,9 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         }
         let Some(desired) = desired_queues(inst, &sub.topic) else { continue };
         let held = owner.held(&sub.topic);
+        if held != desired {
+            log_info!("rebalance: group={} topic={} held={} now={}", inst.group, sub.topic, held.len(), desired.len());
+        }
         for mq in held.difference(&desired) {
             owner.remove(mq);
         }
@@ -153,6 +168,7 @@ fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
             next_rebalance = Instant::now() + c.rebalance_interval();
         }
         for (topic, table) in &w.resets {
+            log_info!("offset reset: group={} topic={topic} queues={}", inst.group, table.len());
             owner.reset_offsets(topic, table);
         }
         if now >= next_lock {
