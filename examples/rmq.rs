@@ -408,7 +408,7 @@ impl Opts {
         match self.get(name) {
             None => Ok(None),
             Some(v) => match v.parse::<f64>() {
-                Ok(s) if s.is_finite() && s >= 0.0 && s < 1e9 => Ok(Some(Duration::from_secs_f64(s))),
+                Ok(s) if (0.0..1e9).contains(&s) => Ok(Some(Duration::from_secs_f64(s))),
                 _ => usage(format!("--{name} needs a number of seconds, not {v:?}")),
             },
         }
@@ -774,9 +774,10 @@ fn consume_pull(
             Start::End => consumer.seek_to_end(q)?,
             Start::Offset(n) | Start::Time(n) => {
                 if !clients.contains_key(&q.broker_name) {
-                    let addr = route.broker(&q.broker_name).and_then(|b| b.master_addr()).ok_or_else(|| {
-                        Fail::Runtime(format!("broker {} of {topic} has no master", q.broker_name))
-                    })?;
+                    let addr = route
+                        .broker(&q.broker_name)
+                        .and_then(|b| b.master_addr())
+                        .ok_or_else(|| Fail::Runtime(format!("broker {} of {topic} has no master", q.broker_name)))?;
                     clients.insert(q.broker_name.clone(), BrokerClient::connect(addr, &config)?);
                 }
                 let client = &clients[&q.broker_name];
@@ -1007,7 +1008,8 @@ fn cmd_bench(opts: &Opts) -> Out<()> {
     let mut handles = Vec::new();
     for t in 0..threads {
         let n = count / threads + u64::from(t < count % threads);
-        let (producer, sent, errors, topic) = (Arc::clone(&producer), Arc::clone(&sent), Arc::clone(&errors), topic.clone());
+        let (producer, sent, errors, topic) =
+            (Arc::clone(&producer), Arc::clone(&sent), Arc::clone(&errors), topic.clone());
         let handle = std::thread::Builder::new()
             .name(format!("rmq-bench-{t}"))
             .spawn(move || {
