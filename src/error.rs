@@ -30,6 +30,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Bytes that do not follow the remoting protocol.
 ///
 /// Decoding never panics: every malformed input ends in one of these.
+///
+/// ```
+/// use rocketmq_blocking::protocol::TopicRouteData;
+/// use rocketmq_blocking::ProtocolError;
+///
+/// let err = TopicRouteData::from_json(b"{not json").unwrap_err();
+/// assert!(matches!(err, ProtocolError::InvalidJson { what: "topic route", .. }), "{err}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
@@ -100,6 +108,22 @@ pub enum ProtocolError {
 ///
 /// Match on the variant to decide what to do; [`Error::is_retryable`] and
 /// [`Error::is_timeout`] answer the common questions.
+///
+/// ```
+/// use rocketmq_blocking::error::{OperationKind, ResponseContext};
+/// use rocketmq_blocking::protocol::ResponseCode;
+/// use rocketmq_blocking::Error;
+///
+/// // A pull the broker refused, as `BrokerClient::pull` reports it.
+/// let ctx = ResponseContext { operation: "pull message", kind: OperationKind::Pull, addr: "127.0.0.1:10911", topic: "Orders", queue_id: 2 };
+/// let err = Error::from_response(ResponseCode::SubscriptionNotExist, Some("no subscription"), ctx);
+/// match &err {
+///     Error::MessagePull { topic, queue_id, .. } => assert_eq!((topic.as_str(), *queue_id), ("Orders", 2)),
+///     other => panic!("{other}"),
+/// }
+/// assert_eq!(err.response_code(), Some(ResponseCode::SubscriptionNotExist));
+/// assert!(!err.is_retryable());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
