@@ -133,6 +133,22 @@ impl From<String> for MessageSelector {
 }
 
 /// What a concurrent listener says about a batch.
+///
+/// ```
+/// use rocketmq_blocking::consumer::{ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus};
+/// use rocketmq_blocking::MessageExt;
+///
+/// // A listener that retries a batch with a bad body in 10 s (delay level 3).
+/// let listener = |msgs: &[MessageExt], ctx: &mut ConsumeConcurrentlyContext| {
+///     if msgs.iter().all(|m| std::str::from_utf8(&m.body).is_ok()) {
+///         ConsumeConcurrentlyStatus::ConsumeSuccess
+///     } else {
+///         ctx.set_delay_level(3);
+///         ConsumeConcurrentlyStatus::ReconsumeLater
+///     }
+/// };
+/// # let _ = listener;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumeConcurrentlyStatus {
     /// Done: the messages count as consumed.
@@ -143,6 +159,23 @@ pub enum ConsumeConcurrentlyStatus {
 }
 
 /// What an orderly listener says about a batch.
+///
+/// ```
+/// use std::time::Duration;
+/// use rocketmq_blocking::consumer::{ConsumeOrderlyContext, ConsumeOrderlyStatus};
+/// use rocketmq_blocking::MessageExt;
+///
+/// // Keep the queue's order: on failure, wait 2 s and get the same batch again.
+/// let listener = |msgs: &[MessageExt], ctx: &mut ConsumeOrderlyContext| {
+///     if msgs.iter().all(|m| !m.body.is_empty()) {
+///         ConsumeOrderlyStatus::Success
+///     } else {
+///         ctx.set_suspend_time(Duration::from_secs(2));
+///         ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
+///     }
+/// };
+/// # let _ = listener;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumeOrderlyStatus {
     /// Done: move on to the next messages of the queue.
