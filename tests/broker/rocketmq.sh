@@ -327,7 +327,12 @@ case "${1:-}" in
   mqadmin)
     shift
     fetch_jars
-    exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -cp "$CACHE/lib/*" \
+    # 4.x reads its logback configuration from rocketmq.home.dir/conf.
+    mkdir -p "$RUN/home-tools/conf"
+    [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
+      write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
+    ROCKETMQ_HOME="$RUN/home-tools" exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+      -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
       org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR" ;;
   *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env|mqadmin ARGS..." ;;
 esac
