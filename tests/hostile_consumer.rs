@@ -172,9 +172,10 @@ fn start_and_shutdown_are_bounded_with_ten_silent_brokers() {
     let t = Instant::now();
     c.start().unwrap();
     let start = t.elapsed();
-    // Let the consumer hold queues (its rebalance cannot finish: no broker
-    // answers the consumer list), then stop it.
-    std::thread::sleep(Duration::from_millis(300));
+    // Every broker got the heartbeat (none answers it), then stop.
+    wait_for(Duration::from_secs(5), "heartbeats sent", || {
+        silent.iter().all(|p| p.count(request::HEART_BEAT) >= 1).then_some(())
+    });
     let t = Instant::now();
     c.shutdown();
     let shutdown = t.elapsed();
@@ -187,7 +188,9 @@ fn start_and_shutdown_are_bounded_with_ten_silent_brokers() {
     let t = Instant::now();
     lite.start().unwrap();
     let start = t.elapsed();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for(Duration::from_secs(5), "heartbeats sent", || {
+        silent.iter().all(|p| p.count(request::HEART_BEAT) >= 2).then_some(())
+    });
     let t = Instant::now();
     lite.shutdown();
     let shutdown = t.elapsed();
