@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, OperationKind, ResponseContext, Result};
 use crate::net::{Connection, ConnectionConfig};
@@ -134,14 +134,16 @@ impl NameServerClient {
         &self.addrs[self.preferred.load(Ordering::Relaxed) % self.addrs.len()]
     }
 
-    fn connection(&self, index: usize) -> Result<Arc<Connection>> {
+    fn connection(&self, index: usize, limit: Duration) -> Result<Arc<Connection>> {
         let mut slot = lock(&self.conn);
         if let Some((i, c)) = slot.as_ref() {
             if *i == index && !c.is_closed() {
                 return Ok(Arc::clone(c));
             }
         }
-        let c = Arc::new(Connection::connect(&self.addrs[index], &self.config)?);
+        let mut config = self.config.clone();
+        config.connect_timeout = config.connect_timeout.min(limit.max(Duration::from_millis(1)));
+        let c = Arc::new(Connection::connect(&self.addrs[index], &config)?);
         *slot = Some((index, Arc::clone(&c)));
         Ok(c)
     }
@@ -154,30 +156,59 @@ impl NameServerClient {
         }
     }
 
-    /// Sends a request to the first name server that answers.
+    /// Sends a request to the first name server that answers, within one
+    /// request timeout in all.
     pub fn invoke(&self, cmd: RemotingCommand) -> Result<RemotingCommand> {
+        self.invoke_within(cmd, self.timeout)
+    }
+
+    /// Sends a request to the first name server that answers, within
+    /// `timeout` in all (connects included): an address that cannot be
+    /// reached is skipped for the next one while time is left, and the next
+    /// request starts at the address after a failed one.
+    pub fn invoke_within(&self, cmd: RemotingCommand, timeout: Duration) -> Result<RemotingCommand> {
+        let deadline = Instant::now() + timeout;
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last_err = None;
         for step in 0..self.addrs.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             let index = (first + step) % self.addrs.len();
-            let result = self.connection(index).and_then(|c| c.invoke(cmd.clone(), self.timeout));
+            let result = self.connection(index, left).and_then(|c| c.invoke(cmd.clone(), left));
             match result {
                 Ok(resp) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(resp);
                 }
-                Err(e) if e.is_connection() => last_err = Some(e),
+                Err(e) if e.is_connection() => {
+                    self.preferred.store((index + 1) % self.addrs.len(), Ordering::Relaxed);
+                    if e.is_timeout() {
+                        return Err(e);
+                    }
+                    last_err = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or(Error::NotRunning("name server client")))
+        Err(last_err.unwrap_or(Error::Timeout {
+            operation: crate::protocol::codes::request_name(cmd.code),
+            addr: self.addrs.join(";"),
+            timeout,
+        }))
     }
 
     /// The route of a topic.
     pub fn topic_route(&self, topic: &str) -> Result<TopicRouteData> {
+        self.topic_route_within(topic, self.timeout)
+    }
+
+    /// The route of a topic, within `timeout` (for callers with a deadline of their own).
+    pub fn topic_route_within(&self, topic: &str, timeout: Duration) -> Result<TopicRouteData> {
         let header = GetRouteInfoRequestHeader { topic: topic.to_string() };
         let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext_fields(header.to_ext_fields());
-        let resp = self.invoke(cmd)?;
+        let resp = self.invoke_within(cmd, timeout)?;
         match resp.response_code() {
             ResponseCode::Success => {
                 TopicRouteData::from_json(&resp.body).map_err(|e| Error::protocol(self.active_address(), e))

@@ -345,6 +345,15 @@ impl BrokerClient {
         Ok(BrokerClient { conn: Connection::connect(addr, &config.connection)?, config: config.clone() })
     }
 
+    /// Connects like [`connect`](Self::connect), waiting at most `limit`
+    /// for the TCP connect (less than the configured connect timeout when
+    /// less time is left of a caller's deadline).
+    pub fn connect_within(addr: &str, config: &ClientConfig, limit: Duration) -> Result<BrokerClient> {
+        let mut connection = config.connection.clone();
+        connection.connect_timeout = connection.connect_timeout.min(limit.max(Duration::from_millis(1)));
+        Ok(BrokerClient { conn: Connection::connect(addr, &connection)?, config: config.clone() })
+    }
+
     /// Broker address.
     pub fn addr(&self) -> &str {
         self.conn.addr()

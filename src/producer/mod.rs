@@ -28,7 +28,7 @@ pub use health::{
     BrokerHealthInfo, HealthState, DEGRADED_AFTER_FAILURES, HEALTHY_AFTER_SUCCESSES, LATENCY_WINDOW,
     UNHEALTHY_AFTER_FAILURES,
 };
-pub use producer::{split_batch, MessageQueueSelector, Producer, SelectByHash};
+pub use producer::{split_batch, MessageQueueSelector, Producer, SelectByHash, SHUTDOWN_UNREGISTER_WAIT};
 pub use route::{QueueTarget, TopicBrokerMapping, TopicPublishInfo};
 pub use router::{hash_index, MessageRouter, RoutingReason, RoutingResult, RoutingStats, RoutingStrategy};
 pub use transaction::{LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult};

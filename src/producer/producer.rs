@@ -14,11 +14,16 @@ use super::router::{hash_index, MessageRouter, RoutingStats, RoutingStrategy};
 use crate::broker::{default_client_id, BrokerClient, ClientConfig, SendResult};
 use crate::error::{Error, Result};
 use crate::namesrv::NameServerClient;
+use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
 use crate::protocol::body::{HeartbeatData, ProducerData};
 use crate::protocol::message::batch_entry_size;
 use crate::protocol::{Message, MessageQueue};
 use crate::threads::spawn;
+
+/// Longest `shutdown` waits for the brokers to answer the unregister (all
+/// brokers at once): a dead or silent broker must not hold it up.
+pub const SHUTDOWN_UNREGISTER_WAIT: Duration = Duration::from_millis(500);
 use crate::validate;
 
 /// The topic whose route new topics borrow until the broker creates them.
@@ -116,8 +121,12 @@ impl Inner {
         }
     }
 
-    /// The connection to a broker, opened (and registered by heartbeat) on first use.
-    pub(crate) fn client(&self, broker_name: &str, addr: &str) -> Result<Arc<BrokerClient>> {
+    /// The connection to a broker, opened on first use (the connect waits
+    /// until `deadline` at most) and registered by a heartbeat that is sent
+    /// without waiting for its answer: the broker learns the group's
+    /// connection from it (transaction check-backs come over it), and the
+    /// periodic heartbeats report the broker's health.
+    pub(crate) fn client(&self, addr: &str, deadline: Instant) -> Result<Arc<BrokerClient>> {
         if *lock(&self.stop) {
             return Err(Error::NotRunning("producer"));
         }
@@ -126,15 +135,15 @@ impl Inner {
                 return Ok(Arc::clone(c));
             }
         }
-        let client = Arc::new(BrokerClient::connect(addr, &self.client_config)?);
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Timeout { operation: "connect", addr: addr.to_string(), timeout: Duration::ZERO });
+        }
+        let client = Arc::new(BrokerClient::connect_within(addr, &self.client_config, left)?);
         client.set_request_handler(self.handler.as_ref().map(|make| make(addr)));
         lock(&self.clients).insert(addr.to_string(), Arc::clone(&client));
-        // The broker learns the group's connection from heartbeats; transaction
-        // check-backs come over it.
-        match client.heartbeat(&self.heartbeat_data()) {
-            Ok(()) => self.router.report_alive(broker_name),
-            Err(e) => self.router.report_failure(broker_name, &e),
-        }
+        let heartbeat = BrokerClient::heartbeat_command(&self.heartbeat_data());
+        let _ = client.connection().invoke_async(heartbeat, Box::new(|_| {}));
         Ok(client)
     }
 
@@ -154,20 +163,22 @@ impl Inner {
     /// The writable queues of a topic (name on the wire): cached, or fetched.
     /// An expired route is still used while no name server can be reached
     /// (brokers usually outlive a name server outage; Java does the same).
-    pub(crate) fn topic_info(&self, topic: &str) -> Result<Arc<TopicPublishInfo>> {
+    pub(crate) fn topic_info(&self, topic: &str, deadline: Instant) -> Result<Arc<TopicPublishInfo>> {
         if let Some(info) = self.routes.available_queues(topic) {
             return Ok(info);
         }
-        match self.namesrv.topic_route(topic) {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        match self.namesrv.topic_route_within(topic, left()) {
             Ok(route) => Ok(self.routes.update_route(topic, route)),
             Err(e) if e.is_connection() => self.routes.cached_route(topic).ok_or(e),
             // A new topic: send with the template topic's brokers; the broker
             // creates it (autoCreateTopicEnable), as the Java client does.
             Err(Error::TopicNotFound { .. }) => {
-                let mut route = self.namesrv.topic_route(AUTO_CREATE_TOPIC).map_err(|_| Error::TopicNotFound {
-                    topic: topic.to_string(),
-                    remark: "no route, and no auto-create template topic".into(),
-                })?;
+                let mut route =
+                    self.namesrv.topic_route_within(AUTO_CREATE_TOPIC, left()).map_err(|_| Error::TopicNotFound {
+                        topic: topic.to_string(),
+                        remark: "no route, and no auto-create template topic".into(),
+                    })?;
                 for q in &mut route.queue_datas {
                     q.write_queue_nums = q.write_queue_nums.min(AUTO_CREATE_QUEUE_NUMS);
                     q.read_queue_nums = q.write_queue_nums;
@@ -198,21 +209,23 @@ impl Inner {
         info: &TopicPublishInfo,
         route_msg: &Message,
         strategy: RoutingStrategy,
+        deadline: Instant,
         send: impl Fn(&BrokerClient, &MessageQueue, Duration) -> Result<SendResult>,
     ) -> Result<SendResult> {
-        let timeout = self.config.send_timeout();
-        let start = Instant::now();
         let mut attempts: Vec<Error> = Vec::new();
         let mut avoid: Option<String> = None;
         for _ in 0..=self.config.retries() {
-            let left = timeout.saturating_sub(start.elapsed());
-            if !attempts.is_empty() && left.is_zero() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                if attempts.is_empty() {
+                    attempts.push(self.out_of_time(route_msg.topic()));
+                }
                 break;
             }
             let route = self.router.route_message(info, route_msg, strategy, avoid.as_deref())?;
             let broker = route.queue.broker_name.clone();
             let t0 = Instant::now();
-            let result = self.client(&broker, &route.broker_addr).and_then(|c| send(&c, &route.queue, left));
+            let result = self.client(&route.broker_addr, deadline).and_then(|c| send(&c, &route.queue, left));
             match result {
                 Ok(r) => {
                     self.router.report_result(&broker, t0.elapsed());
@@ -237,10 +250,16 @@ impl Inner {
     }
 
     pub(crate) fn send(&self, msg: &Message, strategy: RoutingStrategy) -> Result<SendResult> {
+        let deadline = Instant::now() + self.config.send_timeout();
         self.check_running()?;
         let wire = self.wire_message(msg)?;
-        let info = self.topic_info(wire.topic())?;
-        self.send_with_retries(&info, &wire, strategy, |c, q, t| c.send_within(&self.group, q, &wire, t))
+        let info = self.topic_info(wire.topic(), deadline)?;
+        self.send_with_retries(&info, &wire, strategy, deadline, |c, q, t| c.send_within(&self.group, q, &wire, t))
+    }
+
+    /// The error of a send whose time ran out before any attempt.
+    fn out_of_time(&self, topic: &str) -> Error {
+        Error::Timeout { operation: "send message", addr: topic.to_string(), timeout: self.config.send_timeout() }
     }
 
     /// Drops the routes of topics unused for the route expiry, then fetches
@@ -257,7 +276,8 @@ impl Inner {
     fn heartbeat_all(&self) {
         let data = self.heartbeat_data();
         for (name, addr) in self.routes.broker_addrs() {
-            let result = self.client(&name, &addr).and_then(|c| c.heartbeat(&data));
+            let deadline = Instant::now() + self.config.send_timeout();
+            let result = self.client(&addr, deadline).and_then(|c| c.heartbeat(&data));
             match result {
                 Ok(()) => self.router.report_alive(&name),
                 Err(e) => self.router.report_failure(&name, &e),
@@ -416,6 +436,15 @@ impl Producer {
     /// retryable failure ([`Error::is_retryable`]) up to `retries` times on
     /// another broker when there is one, all within the send timeout.
     ///
+    /// **Deadline**: the send timeout covers everything — the route lookup
+    /// at the name server, the connect, the first-use heartbeat (sent
+    /// without waiting) and every retry; the call returns within it (plus
+    /// scheduling noise). The same holds for [`send_batch`](Self::send_batch),
+    /// [`send_to_queue`](Self::send_to_queue),
+    /// [`send_with_selector`](Self::send_with_selector),
+    /// [`send_oneway`](Self::send_oneway) and the half message of a
+    /// transaction.
+    ///
     /// A failure of the only attempt is returned as it is; after two or more
     /// attempts the error is [`Error::SendFailed`] with each attempt's cause.
     pub fn send(&self, msg: &Message) -> Result<SendResult> {
@@ -431,12 +460,12 @@ impl Producer {
     pub fn send_oneway(&self, msg: &Message) -> Result<()> {
         let inner = &self.inner;
         inner.check_running()?;
+        let deadline = Instant::now() + inner.config.send_timeout();
         let wire = inner.wire_message(msg)?;
-        let info = inner.topic_info(wire.topic())?;
+        let info = inner.topic_info(wire.topic(), deadline)?;
         let route = inner.router.route_message(&info, &wire, RoutingStrategy::RoundRobin, None)?;
-        let result = inner
-            .client(&route.queue.broker_name, &route.broker_addr)
-            .and_then(|c| c.send_oneway(&inner.group, &route.queue, &wire));
+        let result =
+            inner.client(&route.broker_addr, deadline).and_then(|c| c.send_oneway(&inner.group, &route.queue, &wire));
         if let Err(e) = &result {
             inner.router.report_failure(&route.queue.broker_name, e);
         }
@@ -461,6 +490,7 @@ impl Producer {
 
     /// Sends to one queue (no retries: the queue is the caller's choice).
     pub fn send_to_queue(&self, msg: &Message, queue: &MessageQueue) -> Result<SendResult> {
+        let deadline = Instant::now() + self.inner.config.send_timeout();
         let inner = &self.inner;
         inner.check_running()?;
         let wire = inner.wire_message(msg)?;
@@ -470,7 +500,7 @@ impl Producer {
                 format!("queue of topic {:?} for a message of {:?}", queue.topic, msg.topic()),
             ));
         }
-        let info = inner.topic_info(wire.topic())?;
+        let info = inner.topic_info(wire.topic(), deadline)?;
         let target = info
             .queues
             .iter()
@@ -480,15 +510,19 @@ impl Producer {
                 reason: format!("{}/{} is not a writable queue of the topic", queue.broker_name, queue.queue_id),
             })?
             .clone();
-        self.send_once(&target.queue, &target.broker_addr, &wire)
+        self.send_once(&target.queue, &target.broker_addr, &wire, deadline)
     }
 
-    fn send_once(&self, queue: &MessageQueue, addr: &str, wire: &Message) -> Result<SendResult> {
+    fn send_once(&self, queue: &MessageQueue, addr: &str, wire: &Message, deadline: Instant) -> Result<SendResult> {
         let inner = &self.inner;
         let t0 = Instant::now();
-        let result = inner
-            .client(&queue.broker_name, addr)
-            .and_then(|c| c.send_within(&inner.group, queue, wire, inner.config.send_timeout()));
+        let result = inner.client(addr, deadline).and_then(|c| {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(inner.out_of_time(&queue.topic));
+            }
+            c.send_within(&inner.group, queue, wire, left)
+        });
         match &result {
             Ok(_) => inner.router.report_result(&queue.broker_name, t0.elapsed()),
             Err(e) => inner.router.report_failure(&queue.broker_name, e),
@@ -504,10 +538,11 @@ impl Producer {
         selector: &impl MessageQueueSelector<A>,
         arg: &A,
     ) -> Result<SendResult> {
+        let deadline = Instant::now() + self.inner.config.send_timeout();
         let inner = &self.inner;
         inner.check_running()?;
         let wire = inner.wire_message(msg)?;
-        let info = inner.topic_info(wire.topic())?;
+        let info = inner.topic_info(wire.topic(), deadline)?;
         let user_queues: Vec<MessageQueue> = info
             .queues
             .iter()
@@ -518,19 +553,20 @@ impl Producer {
             topic: msg.topic().to_string(),
             reason: format!("the selector chose queue index {i} of {}", info.queues.len()),
         })?;
-        self.send_once(&target.queue, &target.broker_addr, &wire)
+        self.send_once(&target.queue, &target.broker_addr, &wire, deadline)
     }
 
     /// Sends a batch (one topic, no delays, within the max message size);
     /// stored in order in one queue. Retried like [`send`](Self::send).
     /// Use [`split_batch`] for a list that may be too large.
     pub fn send_batch(&self, msgs: &[Message]) -> Result<SendResult> {
+        let deadline = Instant::now() + self.inner.config.send_timeout();
         let inner = &self.inner;
         inner.check_running()?;
         validate::check_batch(msgs, inner.config.max_message_size())?;
         let wire: Vec<Message> = msgs.iter().map(|m| inner.wire_message(m)).collect::<Result<_>>()?;
-        let info = inner.topic_info(wire[0].topic())?;
-        inner.send_with_retries(&info, &wire[0], RoutingStrategy::RoundRobin, |c, q, t| {
+        let info = inner.topic_info(wire[0].topic(), deadline)?;
+        inner.send_with_retries(&info, &wire[0], RoutingStrategy::RoundRobin, deadline, |c, q, t| {
             c.send_batch_within(&inner.group, q, &wire, t)
         })
     }
@@ -556,7 +592,9 @@ impl Producer {
     }
 
     /// Stops the threads (async sends still queued get `NotRunning`),
-    /// unregisters from the brokers and closes the connections.
+    /// unregisters from the brokers — all at once, waiting at most
+    /// [`SHUTDOWN_UNREGISTER_WAIT`] for their answers — and closes the
+    /// connections; the threads are joined within a second.
     pub fn shutdown(&self) {
         let mut threads = lock(&self.threads);
         self.inner.running.store(false, Ordering::SeqCst);
@@ -569,15 +607,13 @@ impl Producer {
         // No connection is opened any more (the stop flag is set): unregister
         // and close; sends still running on async threads then fail at once.
         let clients: Vec<Arc<BrokerClient>> = lock(&self.inner.clients).drain().map(|(_, c)| c).collect();
+        let unregister = BrokerClient::unregister_command(&self.inner.client_id, Some(&self.inner.group), None);
+        let calls = clients.iter().filter(|c| c.is_connected()).map(|c| (c.connection(), unregister.clone())).collect();
+        invoke_all(calls, SHUTDOWN_UNREGISTER_WAIT.min(self.inner.config.send_timeout()));
         for c in &clients {
-            if c.is_connected() {
-                let _ = c.unregister_client(&self.inner.client_id, Some(&self.inner.group), None);
-            }
             c.close();
         }
-        for h in threads.workers.drain(..) {
-            let _ = h.join();
-        }
+        crate::threads::join_until(threads.workers.drain(..).collect(), Instant::now() + Duration::from_secs(1));
         // Dropping the last handles joins the connections' reader threads.
         drop(clients);
         lock(&self.inner.clients).clear();
@@ -652,9 +688,12 @@ mod tests {
         p.inner.routes.update_route("T", route);
         std::thread::sleep(Duration::from_millis(5)); // let the route expire
         assert!(p.inner.routes.available_queues("T").is_none());
-        let info = p.inner.topic_info("T").expect("the expired route");
+        let info = p.inner.topic_info("T", Instant::now() + Duration::from_secs(3)).expect("the expired route");
         assert_eq!(info.queues.len(), 2);
-        assert!(matches!(p.inner.topic_info("Unknown"), Err(Error::Connect { .. })));
+        assert!(matches!(
+            p.inner.topic_info("Unknown", Instant::now() + Duration::from_secs(3)),
+            Err(Error::Connect { .. })
+        ));
     }
 
     #[test]

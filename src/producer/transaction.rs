@@ -229,7 +229,9 @@ impl TransactionProducer {
             LocalTransactionState::RollbackMessage
         };
         let wire_topic = inner.config.with_namespace(&sent.queue.topic);
-        let info = inner.topic_info(&wire_topic)?;
+        // The end of the transaction (oneway) gets a send timeout of its own.
+        let deadline = Instant::now() + inner.config.send_timeout();
+        let info = inner.topic_info(&wire_topic, deadline)?;
         let addr = info.broker_addr(&sent.queue.broker_name).ok_or_else(|| Error::QueueNotAvailable {
             topic: msg.topic().to_string(),
             reason: format!("broker {} left the route", sent.queue.broker_name),
@@ -244,7 +246,7 @@ impl TransactionProducer {
             msg_id: sent.msg_id.clone(),
             transaction_id: sent.transaction_id.clone(),
         };
-        inner.client(&sent.queue.broker_name, addr)?.end_transaction(&end, None)?;
+        inner.client(addr, deadline)?.end_transaction(&end, None)?;
         Ok(TransactionSendResult { send_result: sent, local_state })
     }
 
