@@ -163,7 +163,14 @@ impl Inner {
             Err(e) if e.is_connection() => self.routes.cached_route(topic).ok_or(e),
             // A new topic: send with the template topic's brokers; the broker
             // creates it (autoCreateTopicEnable), as the Java client does.
+            // But a route once known is kept: a name server that has just
+            // restarted knows no topic until the brokers register again (up
+            // to their registration period), and Java never drops a route on
+            // TOPIC_NOT_EXIST.
             Err(Error::TopicNotFound { .. }) => {
+                if let Some(info) = self.routes.cached_route(topic) {
+                    return Ok(info);
+                }
                 let mut route = self.namesrv.topic_route(AUTO_CREATE_TOPIC).map_err(|_| Error::TopicNotFound {
                     topic: topic.to_string(),
                     remark: "no route, and no auto-create template topic".into(),
