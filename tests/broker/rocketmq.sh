@@ -282,6 +282,10 @@ fresh_start() {
   write_ops_configs
   start_namesrv
   local b
+  # Masters first, then their slaves: four JVMs booting at once on two
+  # cores take longer than one after the other.
+  for b in "${BROKERS[@]}"; do launch_broker "$b"; done
+  for b in "${BROKERS[@]}"; do await_broker "$b"; done
   for b in $(broker_members); do launch_broker "$b"; done
   for b in $(broker_members); do await_broker "$b"; done
   wait_until 60 "registration" registered $(broker_members) || { show_failure broker-a; die "brokers did not register"; }
@@ -329,8 +333,8 @@ cmd_start_broker() {
 #   tests/broker/rocketmq.sh start-namesrv    # start it again, wait until the running brokers re-registered
 #   ROCKETMQ_SLAVES=1 [ROCKETMQ_BROKER_ROLE=SYNC_MASTER] tests/broker/rocketmq.sh start
 #       # also a slave per broker: broker-a-s (brokerId 1 of broker-a, port
-#       # 20921, HA from the master's 20912) and broker-b-s (21921); both
-#       # masters ASYNC_MASTER unless ROCKETMQ_BROKER_ROLE says otherwise;
+#       # 20921, replicating from the master's HA port 20912) and broker-b-s
+#       # (21921); masters ASYNC_MASTER unless ROCKETMQ_BROKER_ROLE says so;
 #       # slaveReadEnable=true so consumers may read from the slaves. Stop or
 #       # kill any one with stop-broker / start-broker NAME.
 #   ROCKETMQ_PROXY=1 tests/broker/rocketmq.sh start   # (5.x) also the proxy, cluster mode
@@ -366,12 +370,18 @@ write_ops_configs() {
   rm -f "$RUN/slaves.on" "$RUN"/broker-?-s.conf
   for b in "${BROKERS[@]}"; do
     printf '# harness options\nregisterNameServerPeriod=10000\nbrokerRole=%s\n' "$role" >>"$RUN/$b.conf"
+    # 5.x acknowledges a SYNC_MASTER send at once unless inSyncReplicas
+    # counts the slave too (the default 1 is the master alone); 4.x has no
+    # such key and always waits for the slave.
+    if [ "$role" = SYNC_MASTER ]; then printf 'inSyncReplicas=2\n' >>"$RUN/$b.conf"; fi
     [ "${ROCKETMQ_SLAVES:-0}" = 1 ] || continue
     printf 'slaveReadEnable=true\n' >>"$RUN/$b.conf"
     port=$(port_of "$b-s")
     mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
     write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
-    # The master's HA port is its listen port + 1 (both 4.x and 5.x).
+    # The slave learns its master's HA address (brokerIP2 and the master's
+    # listen port + 1) from the name server when it registers (on 5.5.0,
+    # with haMasterAddress set instead, its HA client tried "null").
     { cat "$RUN/$b.conf"; cat <<CONF
 # slave of $b
 brokerId=1
@@ -379,7 +389,6 @@ brokerRole=SLAVE
 listenPort=$port
 storePathRootDir=$RUN/store-$b-s
 storePathCommitLog=$RUN/store-$b-s/commitlog
-haMasterAddress=127.0.0.1:$(($(port_of "$b") + 1))
 CONF
     } >"$RUN/$b-s.conf"
   done
