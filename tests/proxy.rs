@@ -47,6 +47,15 @@ fn proxy_topic(proxy: &str, prefix: &str) -> String {
     topic
 }
 
+/// A consumer of a new group (from the first offset) whose name server is the proxy.
+fn proxy_consumer_config(proxy: &str, group_prefix: &str) -> rocketmq_blocking::ConsumerConfig {
+    consumer_config(&unique(group_prefix))
+        .namesrv_addr(proxy)
+        .consume_from_where(ConsumeFromWhere::FirstOffset)
+        .build()
+        .unwrap()
+}
+
 /// Sends `N` messages through the proxy; returns their bodies.
 fn send_through(proxy: &str, topic: &str) -> Vec<String> {
     let p = Producer::new(producer_config(&unique("proxy_pg")).namesrv_addr(proxy).build().unwrap()).unwrap();
@@ -80,14 +89,7 @@ fn lite_pull_consumer_reads_through_the_proxy() {
     let Some(proxy) = proxy_addr("lite_pull_consumer_reads_through_the_proxy") else { return };
     let topic = proxy_topic(&proxy, "proxy_lite");
     let sent: HashSet<String> = send_through(&proxy, &topic).into_iter().collect();
-    let c = LitePullConsumer::new(
-        consumer_config(&unique("proxy_lite_cg"))
-            .namesrv_addr(&proxy)
-            .consume_from_where(ConsumeFromWhere::FirstOffset)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let c = LitePullConsumer::new(proxy_consumer_config(&proxy, "proxy_lite_cg")).unwrap();
     c.subscribe(&topic, "*").unwrap();
     c.start().unwrap();
     let mut got = HashSet::new();
@@ -106,14 +108,7 @@ fn push_consumer_receives_through_the_proxy() {
     let topic = proxy_topic(&proxy, "proxy_push");
     let sent: HashSet<String> = send_through(&proxy, &topic).into_iter().collect();
     let got: Arc<Mutex<HashSet<String>>> = Arc::default();
-    let c = PushConsumer::new(
-        consumer_config(&unique("proxy_push_cg"))
-            .namesrv_addr(&proxy)
-            .consume_from_where(ConsumeFromWhere::FirstOffset)
-            .build()
-            .unwrap(),
-    )
-    .unwrap();
+    let c = PushConsumer::new(proxy_consumer_config(&proxy, "proxy_push_cg")).unwrap();
     c.subscribe(&topic, "*").unwrap();
     let seen = Arc::clone(&got);
     c.register_concurrently(move |msgs: &[MessageExt], _: &mut ConsumeConcurrentlyContext| {

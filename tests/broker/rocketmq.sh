@@ -48,12 +48,23 @@ port_of() {
   esac
 }
 
-fetch_jars() {
-  [ -f "$CACHE/lib/.complete" ] && return 0
+fetch_jars() { maven_fetch "$CACHE/lib" rocketmq-namesrv rocketmq-broker rocketmq-tools; }
+
+# maven_fetch DIR ARTIFACT...: the runtime jars of org.apache.rocketmq:ARTIFACT:$VERSION
+# (and their dependencies) into DIR, once.
+maven_fetch() {
+  local dir=$1 a deps=""
+  shift
+  [ -f "$dir/.complete" ] && return 0
   command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install maven)"
-  mkdir -p "$CACHE"
-  log "fetching Apache RocketMQ $VERSION jars with Maven into $CACHE/lib"
-  cat >"$CACHE/pom.xml" <<POM
+  local pom=$CACHE/pom-$(basename "$dir")
+  mkdir -p "$pom"
+  log "fetching Apache RocketMQ $VERSION jars ($*) with Maven into $dir"
+  for a in "$@"; do
+    deps+="    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>$a</artifactId><version>$VERSION</version></dependency>
+"
+  done
+  cat >"$pom/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>rocketmq-blocking.tests</groupId>
@@ -61,16 +72,13 @@ fetch_jars() {
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-namesrv</artifactId><version>$VERSION</version></dependency>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-broker</artifactId><version>$VERSION</version></dependency>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-tools</artifactId><version>$VERSION</version></dependency>
-  </dependencies>
+$deps  </dependencies>
 </project>
 POM
-  rm -rf "$CACHE/lib"
-  (cd "$CACHE" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$CACHE/lib" -DincludeScope=runtime >&2) \
-    || die "mvn could not fetch rocketmq $VERSION"
-  touch "$CACHE/lib/.complete"
+  rm -rf "$dir"
+  (cd "$pom" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$dir" -DincludeScope=runtime >&2) \
+    || die "mvn could not fetch $* $VERSION"
+  touch "$dir/.complete"
 }
 
 # JVM flags (into the array OPTS): small heaps, and the JDK internals the
@@ -440,28 +448,7 @@ proxy_alive() {
   [[ $args == *" -pc $RUN/proxy.json"* || $args == *" -pc $RUN_AS_GIVEN/proxy.json"* ]]
 }
 
-fetch_proxy_jars() {
-  [ -f "$CACHE/proxy-lib/.complete" ] && return 0
-  command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install maven)"
-  mkdir -p "$CACHE/proxy"
-  log "fetching rocketmq-proxy $VERSION jars with Maven into $CACHE/proxy-lib"
-  cat >"$CACHE/proxy/pom.xml" <<POM
-<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>rocketmq-blocking.tests</groupId>
-  <artifactId>rocketmq-proxy-jars</artifactId>
-  <version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-proxy</artifactId><version>$VERSION</version></dependency>
-  </dependencies>
-</project>
-POM
-  rm -rf "$CACHE/proxy-lib"
-  (cd "$CACHE/proxy" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$CACHE/proxy-lib" -DincludeScope=runtime >&2) \
-    || die "mvn could not fetch rocketmq-proxy $VERSION"
-  touch "$CACHE/proxy-lib/.complete"
-}
+fetch_proxy_jars() { maven_fetch "$CACHE/proxy-lib" rocketmq-proxy; }
 
 proxy_started() { grep -q "rocketmq-proxy startup successfully" "$RUN/proxy.out" 2>/dev/null && port_open "$PROXY_PORT"; }
 proxy_alive_and_started() { proxy_alive || return 2; proxy_started; }
