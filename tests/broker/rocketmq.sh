@@ -8,6 +8,7 @@
 #   tests/broker/rocketmq.sh stop-broker NAME # kill -9, to simulate a crash
 #   tests/broker/rocketmq.sh start-broker NAME
 #   tests/broker/rocketmq.sh restart-broker NAME
+#   tests/broker/rocketmq.sh mqadmin ARGS...  # the release's mqadmin, -n set to this name server
 #
 # Usage: eval "$(tests/broker/rocketmq.sh start)"
 #
@@ -514,5 +515,17 @@ case "${1:-}" in
   start-proxy) cmd_start_proxy; start_exports ;;
   stop-proxy) proxy_stop; log "proxy stopped" ;;
   env) start_exports ;;
-  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|stop-namesrv|start-namesrv|start-proxy|stop-proxy|env" ;;
+  # The release's own admin tool against this cluster, e.g.
+  #   tests/broker/rocketmq.sh mqadmin consumerStatus -g my_group
+  mqadmin)
+    shift
+    fetch_jars
+    # 4.x reads its logback configuration from rocketmq.home.dir/conf.
+    mkdir -p "$RUN/home-tools/conf"
+    [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
+      write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
+    ROCKETMQ_HOME="$RUN/home-tools" exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+      -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
+      org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR" ;;
+  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|stop-namesrv|start-namesrv|start-proxy|stop-proxy|env|mqadmin ARGS..." ;;
 esac
