@@ -205,7 +205,6 @@ fn sync_master_killed_producer_fails_over_and_the_slave_has_every_acknowledged_m
 /// Consumers follow the broker's `suggestWhichBrokerId`: with broker-a's
 /// master down, its messages are consumed from its slave (as Java does).
 #[test]
-#[ignore = "the consumers do not read from a slave yet: they drop queues whose broker has no master in the route"]
 fn push_consumer_reads_from_the_slave_while_the_master_is_down() {
     if !slaves_running("push_consumer_reads_from_the_slave_while_the_master_is_down") {
         return;

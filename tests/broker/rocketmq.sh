@@ -195,6 +195,18 @@ show_failure() {
   df -h "$RUN" >&2 || true
 }
 
+# Right after `nohup java ... &` the PID is still the forked shell, whose
+# command line pid_alive does not recognise; wait (bounded) until it runs
+# java, so a busy machine does not make a fresh start look like a crash.
+await_exec() { # name
+  local pid deadline=$((SECONDS + 10))
+  pid=$(cat "$RUN/$1.pid")
+  while kill -0 "$pid" 2>/dev/null && [[ $(ps -ww -o args= -p "$pid" 2>/dev/null) != java* ]]; do
+    [ $SECONDS -lt $deadline ] || return 0
+    sleep 0.05
+  done
+}
+
 start_namesrv() {
   if pid_alive namesrv; then return 0; fi
   port_open "$NS_PORT" && die "port $NS_PORT is taken by a process this script did not start"
@@ -203,6 +215,7 @@ start_namesrv() {
   ROCKETMQ_HOME="$RUN/home-namesrv" nohup java "${OPTS[@]}" \
     org.apache.rocketmq.namesrv.NamesrvStartup -c "$RUN/namesrv.conf" >"$RUN/namesrv.out" 2>&1 &
   echo $! >"$RUN/namesrv.pid"
+  await_exec namesrv
   wait_until 60 "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
 }
 
@@ -247,6 +260,7 @@ launch_broker() {
   ROCKETMQ_HOME="$RUN/home-$name" nohup java "${OPTS[@]}" \
     org.apache.rocketmq.broker.BrokerStartup -c "$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
   echo $! >"$RUN/$name.pid"
+  await_exec "$name"
 }
 
 await_broker() {
@@ -486,6 +500,7 @@ JSON
     -cp "$CACHE/proxy-lib/*" org.apache.rocketmq.proxy.ProxyStartup -pc "$RUN/proxy.json" -pm cluster \
     >"$RUN/proxy.out" 2>&1 &
   echo $! >"$RUN/proxy.pid"
+  await_exec proxy
   wait_until "$START_TIMEOUT" "proxy start" proxy_alive_and_started || {
     log "---- tail of $RUN/proxy.out"
     tail -n 40 "$RUN/proxy.out" >&2 || true
