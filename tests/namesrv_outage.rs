@@ -106,7 +106,7 @@ fn name_server_outage_loses_no_acknowledged_message_and_consumption_resumes() {
                             acked.push((Instant::now(), body));
                             acked_total.fetch_add(1, Ordering::SeqCst);
                         }
-                        Err(e) => failed.push(e),
+                        Err(e) => failed.push((Instant::now(), e)),
                     }
                     i += 1;
                 }
@@ -140,18 +140,34 @@ fn name_server_outage_loses_no_acknowledged_message_and_consumption_resumes() {
         acked.extend(a);
         failed.extend(f);
     }
-    for e in &failed {
+    // Sends may fail, with a typed error, only once the name server is
+    // gone. (With replicas, a 5.x name server that has just restarted and
+    // heard from a slave before its master lists that broker's queues
+    // without a master address: for a moment the route has no writable
+    // queue, and the producer, like Java's, takes the route it is given.)
+    let before = failed.iter().filter(|(at, _)| *at < down_at).count();
+    assert_eq!(before, 0, "sends failed before the outage: {:?}", failed.first());
+    for (_, e) in &failed {
         assert!(
-            matches!(e, Error::SendFailed { .. } | Error::Timeout { .. } | Error::Connect { .. }),
+            matches!(
+                e,
+                Error::SendFailed { .. }
+                    | Error::Timeout { .. }
+                    | Error::Connect { .. }
+                    | Error::QueueNotAvailable { .. }
+            ),
             "untyped or unexpected failure: {e:?}"
         );
     }
+    let failed_after_up = failed.iter().filter(|(at, _)| *at > up_at).count();
     let in_outage = acked.iter().filter(|(at, _)| *at > down_at && *at < up_at).count();
     println!(
-        "acknowledged {} ({in_outage} while the name server was down, {} sent after), failed {}",
+        "acknowledged {} ({in_outage} while the name server was down or restarting, {} sent after), failed {} \
+         ({failed_after_up} after it was back), e.g. {:?}",
         acked.len(),
         acked.len() - back,
-        failed.len()
+        failed.len(),
+        failed.first().map(|(_, e)| e)
     );
     assert!(during > 1000, "sends went on while the name server was down (cached routes)");
     assert!(in_outage > 0, "no send was acknowledged during the outage");
