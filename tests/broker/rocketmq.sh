@@ -8,6 +8,8 @@
 #   tests/broker/rocketmq.sh stop-broker NAME # kill -9, to simulate a crash
 #   tests/broker/rocketmq.sh start-broker NAME
 #   tests/broker/rocketmq.sh restart-broker NAME
+#   (name server outage, slaves, the 5.x proxy: see "Name server outage,
+#   replicas (slaves) and the 5.x proxy" below)
 #   tests/broker/rocketmq.sh mqadmin ARGS...  # the release's mqadmin, -n set to this name server
 #
 # Usage: eval "$(tests/broker/rocketmq.sh start)"
