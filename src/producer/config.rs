@@ -28,6 +28,9 @@ pub const DEFAULT_BATCH_MAX_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_ASYNC_THREADS: usize = 4;
 /// Async sends waiting for a thread before `send_async` blocks: 10,000.
 pub const DEFAULT_ASYNC_QUEUE: usize = 10_000;
+/// Transaction check-backs waiting for the listener; more are dropped (the
+/// broker asks again later): 2,000 (Java's check executor queue).
+pub const DEFAULT_CHECK_QUEUE: usize = 2_000;
 
 /// A starting point for a [`ProducerConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -78,6 +81,7 @@ pub struct ProducerConfig {
     batch_max_bytes: usize,
     async_threads: usize,
     async_queue: usize,
+    check_queue: usize,
     latency_aware: bool,
     namespace: Option<String>,
 }
@@ -98,6 +102,7 @@ impl Default for ProducerConfig {
             batch_max_bytes: DEFAULT_BATCH_MAX_BYTES,
             async_threads: DEFAULT_ASYNC_THREADS,
             async_queue: DEFAULT_ASYNC_QUEUE,
+            check_queue: DEFAULT_CHECK_QUEUE,
             latency_aware: false,
             namespace: None,
         }
@@ -186,6 +191,9 @@ impl ProducerConfig {
         async_threads: usize,
         /// Async sends that may wait for a thread.
         async_queue: usize,
+        /// Transaction check-backs that may wait for the listener; more are
+        /// dropped, and the broker asks again later.
+        check_queue: usize,
         /// Latency-aware routing (avoid slow or failing brokers for a while).
         latency_aware: bool,
     }
@@ -304,6 +312,8 @@ impl ProducerConfigBuilder {
         async_threads: usize,
         /// Async queue depth (default 10,000).
         async_queue: usize,
+        /// Transaction check-backs waiting for the listener (default 2,000).
+        check_queue: usize,
         /// Latency-aware routing (default off, as in Java).
         latency_aware: bool,
     }
@@ -396,6 +406,9 @@ impl ProducerConfigBuilder {
         }
         if c.batch_max_bytes == 0 || c.batch_max_bytes > c.max_message_size {
             return Err(Error::invalid("batch max bytes", "must be between 1 and the max message size"));
+        }
+        if c.check_queue == 0 {
+            return Err(Error::invalid("check queue", "must be at least 1"));
         }
         if c.async_threads == 0 || c.async_queue == 0 {
             return Err(Error::invalid("async threads", "threads and queue depth must be at least 1"));

@@ -2,10 +2,11 @@
 //! broker's check-backs.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::config::ProducerConfig;
 use super::producer::{HandlerFactory, Inner, Producer};
@@ -98,9 +99,11 @@ pub struct TransactionProducer {
     producer: Producer,
     listener: Arc<dyn TransactionListener>,
     checks: Mutex<Option<mpsc::Receiver<CheckRequest>>>,
-    sender: Arc<Mutex<Option<Sender<CheckRequest>>>>,
+    sender: Arc<Mutex<Option<SyncSender<CheckRequest>>>>,
+    dropped: Arc<AtomicU64>,
+    queued: Arc<AtomicUsize>,
     checker: Mutex<Option<JoinHandle<()>>>,
-    stop: Arc<Mutex<bool>>,
+    stop: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for TransactionProducer {
@@ -121,17 +124,31 @@ fn parse_check(cmd: &RemotingCommand, broker_addr: &str) -> Option<CheckRequest>
 impl TransactionProducer {
     /// A transaction producer whose check-backs `listener` answers.
     pub fn new(config: ProducerConfig, listener: impl TransactionListener) -> Result<Self> {
-        let (tx, rx) = mpsc::channel();
-        let sender: Arc<Mutex<Option<Sender<CheckRequest>>>> = Arc::new(Mutex::new(Some(tx)));
-        let for_handler = Arc::clone(&sender);
-        // Each connection's handler runs on its reader thread: it only queues the check.
+        let (tx, rx) = mpsc::sync_channel(config.check_queue());
+        let sender: Arc<Mutex<Option<SyncSender<CheckRequest>>>> = Arc::new(Mutex::new(Some(tx)));
+        let dropped = Arc::new(AtomicU64::new(0));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (for_handler, dropped_by_handler, queued_by_handler) =
+            (Arc::clone(&sender), Arc::clone(&dropped), Arc::clone(&queued));
+        // Each connection's handler runs on its reader thread: it only queues
+        // the check, and drops it when the queue is full (the broker asks again).
         let handler: HandlerFactory = Arc::new(move |addr: &str| {
             let addr = addr.to_string();
-            let sender = Arc::clone(&for_handler);
+            let (sender, dropped, queued) =
+                (Arc::clone(&for_handler), Arc::clone(&dropped_by_handler), Arc::clone(&queued_by_handler));
             let handler: RequestHandler = Arc::new(move |cmd: &RemotingCommand| {
                 if cmd.code == request::CHECK_TRANSACTION_STATE {
                     if let (Some(check), Some(tx)) = (parse_check(cmd, &addr), lock(&sender).as_ref()) {
-                        let _ = tx.send(check);
+                        match tx.try_send(check) {
+                            Ok(()) => {
+                                queued.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(TrySendError::Full(check)) => {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                                log_warn!("check-back dropped (queue full): broker={addr} msg={}", check.msg.msg_id);
+                            }
+                            Err(TrySendError::Disconnected(_)) => {}
+                        }
                     }
                 }
                 None
@@ -143,9 +160,22 @@ impl TransactionProducer {
             listener: Arc::new(listener),
             checks: Mutex::new(Some(rx)),
             sender,
+            dropped,
+            queued,
             checker: Mutex::new(None),
-            stop: Arc::new(Mutex::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Check-backs dropped because [`ProducerConfig::check_queue`] of them
+    /// were already waiting (the broker asks about those messages again).
+    pub fn dropped_checks(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Check-backs waiting for the listener now (at most [`ProducerConfig::check_queue`]).
+    pub fn queued_checks(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// The plain producer inside (for ordinary sends and statistics).
@@ -162,11 +192,17 @@ impl TransactionProducer {
             let inner = Arc::clone(&self.producer.inner);
             let listener = Arc::clone(&self.listener);
             let stop = Arc::clone(&self.stop);
+            let queued = Arc::clone(&self.queued);
             *checker = Some(spawn("txcheck", move || loop {
                 match rx.recv_timeout(Duration::from_millis(200)) {
-                    Ok(check) => answer_check(&inner, listener.as_ref(), check),
-                    Err(RecvTimeoutError::Timeout) if !*lock(&stop) => {}
-                    Err(_) => return,
+                    // After shutdown began, queued checks are abandoned.
+                    Ok(_) | Err(RecvTimeoutError::Timeout) if stop.load(Ordering::SeqCst) => return,
+                    Ok(check) => {
+                        queued.fetch_sub(1, Ordering::Relaxed);
+                        answer_check(&inner, listener.as_ref(), check)
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
                 }
             })?);
         }
@@ -212,13 +248,15 @@ impl TransactionProducer {
         Ok(TransactionSendResult { send_result: sent, local_state })
     }
 
-    /// Stops the check-back thread and the producer.
+    /// Stops the check-back thread (check-backs still queued are abandoned:
+    /// the broker asks again) and the producer. The thread is joined within
+    /// a second; a listener call still running then is left to finish.
     pub fn shutdown(&self) {
-        *lock(&self.stop) = true;
+        self.stop.store(true, Ordering::SeqCst);
         *lock(&self.sender) = None;
         self.producer.shutdown();
         if let Some(h) = lock(&self.checker).take() {
-            let _ = h.join();
+            crate::threads::join_until(vec![h], Instant::now() + Duration::from_secs(1));
         }
     }
 }

@@ -32,6 +32,11 @@ pub enum Reply {
     Silence,
     /// Closes the connection.
     Close,
+    /// Answers with this command, then writes `frame` `count` times on the
+    /// same connection (a flood of broker-initiated requests).
+    RespondThenFlood(RemotingCommand, Vec<u8>, usize),
+    /// Waits this long, then answers with the command (a slow peer).
+    Delayed(Duration, RemotingCommand),
 }
 
 impl Reply {
@@ -50,6 +55,8 @@ type Script = Arc<dyn Fn(&RemotingCommand) -> Reply + Send + Sync>;
 struct State {
     stop: AtomicBool,
     requests: AtomicUsize,
+    /// Frames written by [`Reply::RespondThenFlood`].
+    pushed: AtomicUsize,
     /// Per request code, how many arrived.
     codes: Mutex<Vec<i32>>,
     streams: Mutex<Vec<TcpStream>>,
@@ -73,6 +80,7 @@ impl FakePeer {
         let state = Arc::new(State {
             stop: AtomicBool::new(false),
             requests: AtomicUsize::new(0),
+            pushed: AtomicUsize::new(0),
             codes: Mutex::new(Vec::new()),
             streams: Mutex::new(Vec::new()),
         });
@@ -110,6 +118,11 @@ impl FakePeer {
     /// Requests received so far.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Frames written so far by [`Reply::RespondThenFlood`].
+    pub fn pushed(&self) -> usize {
+        self.state.pushed.load(Ordering::SeqCst)
     }
 
     /// How many requests with `code` arrived.
@@ -154,15 +167,35 @@ fn serve(mut s: TcpStream, st: Arc<State>, script: Script) {
             if cmd.is_response() {
                 continue;
             }
+            let respond = |s: &mut TcpStream, mut r: RemotingCommand| {
+                r.opaque = cmd.opaque;
+                r.flag |= 1;
+                if cmd.is_oneway() {
+                    Ok(())
+                } else {
+                    s.write_all(&r.encode())
+                }
+            };
             let written = match script(&cmd) {
-                Reply::Respond(mut r) => {
-                    r.opaque = cmd.opaque;
-                    r.flag |= 1;
-                    if cmd.is_oneway() {
-                        Ok(())
-                    } else {
-                        s.write_all(&r.encode())
+                Reply::Respond(r) => respond(&mut s, r),
+                Reply::Delayed(wait, r) => {
+                    // Wait in small steps so that Drop is not held up.
+                    let until = Instant::now() + wait;
+                    while Instant::now() < until && !st.stop.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(10));
                     }
+                    respond(&mut s, r)
+                }
+                Reply::RespondThenFlood(r, frame, count) => {
+                    let mut result = respond(&mut s, r);
+                    for _ in 0..count {
+                        if result.is_err() || st.stop.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        result = s.write_all(&frame);
+                        st.pushed.fetch_add(1, Ordering::SeqCst);
+                    }
+                    result
                 }
                 Reply::Raw(bytes) => s.write_all(&bytes),
                 Reply::RawThenStall(bytes) => {

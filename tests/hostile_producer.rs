@@ -1,0 +1,273 @@
+//! The producer against misbehaving peers (fake name server and broker from
+//! `tests/common/peer.rs`): a flood of transaction check-backs stays
+//! bounded in memory and does not hold up shutdown; every blocking call
+//! keeps its deadline when the name server or the broker is slow or silent.
+//!
+//! The tests of this file run one at a time (they count the process's
+//! threads and its peak memory).
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use common::peer::{self, FakePeer, Reply};
+use rocketmq_blocking::producer::{LocalTransactionState, Producer, ProducerConfig, SelectByHash, TransactionProducer};
+use rocketmq_blocking::protocol::header::CheckTransactionStateRequestHeader;
+use rocketmq_blocking::protocol::message::{encode_properties, MESSAGE_MAGIC_CODE_V1};
+use rocketmq_blocking::protocol::route::{BrokerData, QueueData, TopicRouteData};
+use rocketmq_blocking::protocol::{request, RemotingCommand, ResponseCode};
+use rocketmq_blocking::{Message, MessageExt, MessageQueue};
+
+/// Serialises the tests of this file.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The route of a topic served by one broker, `broker-x` at `addr`, with 4 queues.
+fn route_json(addr: &str) -> Vec<u8> {
+    let route = TopicRouteData {
+        order_topic_conf: None,
+        queue_datas: vec![QueueData {
+            broker_name: "broker-x".into(),
+            read_queue_nums: 4,
+            write_queue_nums: 4,
+            perm: 6,
+            topic_sys_flag: 0,
+        }],
+        broker_datas: vec![BrokerData {
+            cluster: "c".into(),
+            broker_name: "broker-x".into(),
+            broker_addrs: [(0, addr.to_string())].into_iter().collect(),
+        }],
+    };
+    serde_json::to_vec(&route).unwrap()
+}
+
+/// A name server that answers every route request with the route to `broker`, after `delay`.
+fn name_server(broker: String, delay: Duration) -> FakePeer {
+    FakePeer::start(move |req: &RemotingCommand| match req.code {
+        request::GET_ROUTEINFO_BY_TOPIC => Reply::Delayed(
+            delay,
+            RemotingCommand::response_to(req, ResponseCode::Success, None).with_body(route_json(&broker)),
+        ),
+        _ => Reply::Silence,
+    })
+}
+
+/// A stored message as the broker encodes it (v1, IPv4 hosts).
+fn stored_message(topic: &str, body: &[u8], props: &[(&str, &str)]) -> Vec<u8> {
+    let props: std::collections::BTreeMap<String, String> =
+        props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let props = encode_properties(&props);
+    let mut m = Vec::new();
+    m.extend_from_slice(&0i32.to_be_bytes()); // total size, set below
+    m.extend_from_slice(&MESSAGE_MAGIC_CODE_V1.to_be_bytes());
+    m.extend_from_slice(&0i32.to_be_bytes()); // body CRC
+    m.extend_from_slice(&0i32.to_be_bytes()); // queue id
+    m.extend_from_slice(&0i32.to_be_bytes()); // flag
+    m.extend_from_slice(&7i64.to_be_bytes()); // queue offset
+    m.extend_from_slice(&1234i64.to_be_bytes()); // commit-log offset
+    m.extend_from_slice(&0i32.to_be_bytes()); // sys flag
+    m.extend_from_slice(&0i64.to_be_bytes()); // born timestamp
+    m.extend_from_slice(&[127, 0, 0, 1]);
+    m.extend_from_slice(&1i32.to_be_bytes());
+    m.extend_from_slice(&0i64.to_be_bytes()); // store timestamp
+    m.extend_from_slice(&[127, 0, 0, 1]);
+    m.extend_from_slice(&2i32.to_be_bytes());
+    m.extend_from_slice(&0i32.to_be_bytes()); // reconsume times
+    m.extend_from_slice(&0i64.to_be_bytes()); // prepared transaction offset
+    m.extend_from_slice(&(body.len() as i32).to_be_bytes());
+    m.extend_from_slice(body);
+    m.push(topic.len() as u8);
+    m.extend_from_slice(topic.as_bytes());
+    m.extend_from_slice(&(props.len() as u16).to_be_bytes());
+    m.extend_from_slice(props.as_bytes());
+    let total = m.len() as i32;
+    m[..4].copy_from_slice(&total.to_be_bytes());
+    m
+}
+
+/// One CHECK_TRANSACTION_STATE request (oneway, as brokers send it) with a 1 KiB half message.
+fn check_frame() -> Vec<u8> {
+    let header = CheckTransactionStateRequestHeader {
+        tran_state_table_offset: Some(7),
+        commit_log_offset: 1234,
+        msg_id: Some("7F0000010001".into()),
+        transaction_id: Some("tx-1".into()),
+        offset_msg_id: None,
+    };
+    let body = stored_message("FloodTopic", &[b'x'; 1024], &[("UNIQ_KEY", "7F0000010001"), ("PGROUP", "flood_pg")]);
+    let mut cmd = RemotingCommand::request(request::CHECK_TRANSACTION_STATE)
+        .with_ext_fields(header.to_ext_fields())
+        .with_body(body);
+    cmd.flag |= 2; // oneway
+    cmd.opaque = 1;
+    cmd.encode()
+}
+
+const FLOOD: usize = 200_000;
+
+/// Runs `f` on its own thread and returns how long it took; panics when it
+/// is still running after `limit` (the thread is then left behind).
+fn timed(limit: Duration, f: impl FnOnce() + Send + 'static) -> Duration {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let t = Instant::now();
+    std::thread::spawn(move || {
+        f();
+        let _ = tx.send(());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(()) => t.elapsed(),
+        Err(_) => panic!("still running after {limit:?}"),
+    }
+}
+
+#[test]
+fn a_flood_of_check_backs_stays_bounded_and_shutdown_abandons_the_queue() {
+    let _serial = one_at_a_time();
+    let frame = check_frame();
+    let broker = FakePeer::start(move |req: &RemotingCommand| match req.code {
+        request::HEART_BEAT => Reply::RespondThenFlood(
+            RemotingCommand::response_to(req, ResponseCode::Success, None),
+            frame.clone(),
+            FLOOD,
+        ),
+        request::UNREGISTER_CLIENT => Reply::code(req, ResponseCode::Success),
+        _ => Reply::Silence,
+    });
+    let ns = name_server(broker.addr(), Duration::ZERO);
+    let rss_before = peer::peak_rss_kib();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&answered);
+    let config = ProducerConfig::builder()
+        .group("flood_pg")
+        .namesrv_addr(ns.addr())
+        .send_timeout(Duration::from_secs(1))
+        .retries(0)
+        .build()
+        .unwrap();
+    // A slow listener: the queue fills up.
+    let tp = TransactionProducer::new(config, move |_m: &MessageExt| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(2));
+        LocalTransactionState::Unknown
+    })
+    .unwrap();
+    tp.start().unwrap();
+    // The send times out (the broker never answers it) but opens the
+    // connection, and the heartbeat on it starts the flood.
+    let sent = tp.producer().send(&Message::new("FloodTopic", "x"));
+    assert!(sent.is_err(), "the fake broker never answers a send: {sent:?}");
+    common::wait_for(Duration::from_secs(120), "the flood written", || (broker.pushed() >= FLOOD).then_some(()));
+    let dropped = common::wait_for(Duration::from_secs(30), "every check-back queued or dropped", || {
+        let d = tp.dropped_checks();
+        (d as usize + tp.queued_checks() + answered.load(Ordering::SeqCst) + 1 >= FLOOD).then_some(d)
+    });
+    let grown_kib = peer::peak_rss_kib().saturating_sub(rss_before);
+    let queued = tp.queued_checks();
+    eprintln!(
+        "flood of {FLOOD}: answered {}, queued {queued}, dropped {dropped}, peak RSS grew {grown_kib} KiB",
+        answered.load(Ordering::SeqCst)
+    );
+    assert!(queued <= rocketmq_blocking::producer::DEFAULT_CHECK_QUEUE, "{queued} checks queued");
+    assert!(
+        dropped as usize
+            >= FLOOD - rocketmq_blocking::producer::DEFAULT_CHECK_QUEUE - answered.load(Ordering::SeqCst) - 1
+    );
+    // 2,000 queued 1 KiB half messages are a few MiB; the unbounded queue took hundreds.
+    assert!(grown_kib < 64 * 1024, "peak RSS grew by {grown_kib} KiB");
+    let tp = Arc::new(tp);
+    let for_thread = Arc::clone(&tp);
+    let took = timed(Duration::from_secs(5), move || for_thread.shutdown());
+    eprintln!("shutdown with a full check-back queue took {took:?}");
+    assert!(took < Duration::from_secs(1), "shutdown took {took:?}");
+    let left = peer::await_crate_threads_at_most(0, Duration::from_secs(1));
+    assert!(left.is_empty(), "threads left: {left:?}");
+    let total = answered.load(Ordering::SeqCst);
+    assert!(total < FLOOD / 10, "the queued checks were abandoned, not drained ({total} answered)");
+}
+
+/// A producer of `group` whose name server is `ns`, with a 2 s send timeout and 2 retries.
+fn producer(ns: &FakePeer, group: &str) -> Producer {
+    let config = ProducerConfig::builder()
+        .group(group)
+        .namesrv_addr(ns.addr())
+        .send_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let p = Producer::new(config).unwrap();
+    p.start().unwrap();
+    p
+}
+
+const BUDGET: Duration = Duration::from_secs(2);
+/// The deadline + 10 %.
+const LIMIT: Duration = Duration::from_millis(2200);
+
+/// Asserts that `what` failed with a timeout within [`LIMIT`].
+fn assert_timed_out<T: std::fmt::Debug>(what: &str, t: Instant, r: rocketmq_blocking::Result<T>) {
+    let took = t.elapsed();
+    eprintln!("{what}: {took:?}");
+    let e = r.expect_err(what);
+    assert!(e.last_cause().is_timeout(), "{what}: not a timeout: {e}");
+    assert!(took <= LIMIT, "{what} took {took:?} with a {BUDGET:?} send timeout");
+}
+
+#[test]
+fn send_keeps_its_timeout_when_the_name_server_never_answers() {
+    let _serial = one_at_a_time();
+    let ns = FakePeer::start(|_req: &RemotingCommand| Reply::Silence);
+    let p = producer(&ns, "silent_ns_pg");
+    let t = Instant::now();
+    assert_timed_out("send, silent name server", t, p.send(&Message::new("T", "x")));
+}
+
+#[test]
+fn every_send_keeps_its_timeout_when_the_broker_never_answers() {
+    let _serial = one_at_a_time();
+    let broker = FakePeer::start(|_req: &RemotingCommand| Reply::Silence);
+    // The route comes late: 1.5 s of the 2 s are gone before the broker is tried.
+    for delay in [Duration::ZERO, Duration::from_millis(1500)] {
+        let ns = name_server(broker.addr(), delay);
+        let p = producer(&ns, "silent_broker_pg");
+        let t = Instant::now();
+        assert_timed_out(&format!("send, route after {delay:?}"), t, p.send(&Message::new("T", "x")));
+        let t = Instant::now();
+        assert_timed_out("batch", t, p.send_batch(&[Message::new("T", "a"), Message::new("T", "b")]));
+        let t = Instant::now();
+        assert_timed_out("selector", t, p.send_with_selector(&Message::new("T", "x"), &SelectByHash, "k"));
+        let t = Instant::now();
+        let q = MessageQueue::new("T", "broker-x", 1);
+        assert_timed_out("send to queue", t, p.send_to_queue(&Message::new("T", "x"), &q));
+        let t = Instant::now();
+        p.shutdown();
+        let took = t.elapsed();
+        eprintln!("shutdown, silent broker: {took:?}");
+        assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
+        let left = peer::await_crate_threads_at_most(0, Duration::from_secs(1));
+        assert!(left.is_empty(), "threads left: {left:?}");
+    }
+}
+
+#[test]
+fn a_transaction_send_keeps_its_timeout_when_the_broker_never_answers() {
+    let _serial = one_at_a_time();
+    let broker = FakePeer::start(|_req: &RemotingCommand| Reply::Silence);
+    let ns = name_server(broker.addr(), Duration::ZERO);
+    let config =
+        ProducerConfig::builder().group("silent_tx_pg").namesrv_addr(ns.addr()).send_timeout(BUDGET).build().unwrap();
+    let tp = TransactionProducer::new(config, |_m: &MessageExt| LocalTransactionState::Unknown).unwrap();
+    tp.start().unwrap();
+    let t = Instant::now();
+    let r = tp.send_message_in_transaction(&Message::new("T", "x"), |_, _| LocalTransactionState::CommitMessage);
+    assert_timed_out("transaction send", t, r);
+    let t = Instant::now();
+    tp.shutdown();
+    let took = t.elapsed();
+    eprintln!("transaction producer shutdown, silent broker: {took:?}");
+    assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
+    assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
+}
