@@ -170,7 +170,7 @@ fn rocketmq_serialize_type_request_gets_decodable_response() {
         let msgs = decode_messages(&resp.body).unwrap();
         assert_eq!(msgs[0].body, b"binary header");
         assert_eq!(msgs[0].property("ключ"), Some("значение"));
-        let h = QueueOffsetRequestHeader { topic: topic.clone(), queue_id: 0 };
+        let h = QueueOffsetRequestHeader { topic: topic.clone(), queue_id: 0, broker_name: None };
         let cmd = RemotingCommand::request(request::GET_MAX_OFFSET).with_ext_fields(h.to_ext_fields());
         assert_eq!(conn.invoke(cmd, T).unwrap().ext_fields.get("offset").map(String::as_str), Some("1"));
     }

@@ -661,6 +661,7 @@ impl BrokerClient {
             topic: queue.topic.clone(),
             queue_id: queue.queue_id,
             set_zero_if_not_found: Some(false),
+            broker_name: Some(queue.broker_name.clone()),
         };
         let resp = self
             .call(RemotingCommand::request(request::QUERY_CONSUMER_OFFSET).with_ext_fields(header.to_ext_fields()))?;
@@ -688,6 +689,7 @@ impl BrokerClient {
             topic: queue.topic.clone(),
             queue_id: queue.queue_id,
             commit_offset: offset,
+            broker_name: Some(queue.broker_name.clone()),
         };
         Ok(RemotingCommand::request(request::UPDATE_CONSUMER_OFFSET).with_ext_fields(header.to_ext_fields()))
     }
@@ -711,20 +713,32 @@ impl BrokerClient {
 
     /// The offset of the first message stored at or after `timestamp_ms`.
     pub fn search_offset(&self, queue: &MessageQueue, timestamp_ms: i64) -> Result<i64> {
-        let h =
-            SearchOffsetRequestHeader { topic: queue.topic.clone(), queue_id: queue.queue_id, timestamp: timestamp_ms };
+        let h = SearchOffsetRequestHeader {
+            topic: queue.topic.clone(),
+            queue_id: queue.queue_id,
+            timestamp: timestamp_ms,
+            broker_name: Some(queue.broker_name.clone()),
+        };
         self.offset_call(request::SEARCH_OFFSET_BY_TIMESTAMP, "search offset", h.to_ext_fields(), queue)
     }
 
     /// The queue's max offset (one past the last message).
     pub fn max_offset(&self, queue: &MessageQueue) -> Result<i64> {
-        let h = QueueOffsetRequestHeader { topic: queue.topic.clone(), queue_id: queue.queue_id };
+        let h = QueueOffsetRequestHeader {
+            topic: queue.topic.clone(),
+            queue_id: queue.queue_id,
+            broker_name: Some(queue.broker_name.clone()),
+        };
         self.offset_call(request::GET_MAX_OFFSET, "get max offset", h.to_ext_fields(), queue)
     }
 
     /// The queue's min offset.
     pub fn min_offset(&self, queue: &MessageQueue) -> Result<i64> {
-        let h = QueueOffsetRequestHeader { topic: queue.topic.clone(), queue_id: queue.queue_id };
+        let h = QueueOffsetRequestHeader {
+            topic: queue.topic.clone(),
+            queue_id: queue.queue_id,
+            broker_name: Some(queue.broker_name.clone()),
+        };
         self.offset_call(request::GET_MIN_OFFSET, "get min offset", h.to_ext_fields(), queue)
     }
 
@@ -831,6 +845,43 @@ impl BrokerClient {
         delay_level: i32,
         max_reconsume_times: i32,
     ) -> Result<()> {
+        self.send_back(None, group, msg, delay_level, max_reconsume_times)
+    }
+
+    /// [`send_message_back`](Self::send_message_back) naming the broker that
+    /// stored the message, as Java 5.x does: a 5.x proxy, which stands for
+    /// every broker at one address, refuses a send-back without it
+    /// (VERSION_NOT_SUPPORTED "Request doesn't have field bname").
+    ///
+    /// ```no_run
+    /// # use rocketmq_blocking::{BrokerClient, ClientConfig, MessageQueue, PullRequest};
+    /// let client = BrokerClient::connect("127.0.0.1:8080", &ClientConfig::default())?;
+    /// let queue = MessageQueue::new("TopicTest", "broker-a", 0);
+    /// let pulled = client.pull(&PullRequest::new("my_group", queue.clone(), 0))?;
+    /// for m in &pulled.messages {
+    ///     client.send_message_back_to_broker(&queue.broker_name, "my_group", m, 1, 16)?;
+    /// }
+    /// # Ok::<(), rocketmq_blocking::Error>(())
+    /// ```
+    pub fn send_message_back_to_broker(
+        &self,
+        broker_name: &str,
+        group: &str,
+        msg: &MessageExt,
+        delay_level: i32,
+        max_reconsume_times: i32,
+    ) -> Result<()> {
+        self.send_back(Some(broker_name), group, msg, delay_level, max_reconsume_times)
+    }
+
+    fn send_back(
+        &self,
+        broker_name: Option<&str>,
+        group: &str,
+        msg: &MessageExt,
+        delay_level: i32,
+        max_reconsume_times: i32,
+    ) -> Result<()> {
         validate::check_group(group)?;
         let h = ConsumerSendMsgBackRequestHeader {
             offset: msg.commit_log_offset,
@@ -840,6 +891,7 @@ impl BrokerClient {
             origin_topic: Some(msg.topic.clone()),
             unit_mode: false,
             max_reconsume_times: Some(max_reconsume_times),
+            broker_name: broker_name.map(str::to_string),
         };
         let resp =
             self.call(RemotingCommand::request(request::CONSUMER_SEND_MSG_BACK).with_ext_fields(h.to_ext_fields()))?;

@@ -173,7 +173,14 @@ impl Inner {
             Err(e) if e.is_connection() => self.routes.cached_route(topic).ok_or(e),
             // A new topic: send with the template topic's brokers; the broker
             // creates it (autoCreateTopicEnable), as the Java client does.
+            // But a route once known is kept: a name server that has just
+            // restarted knows no topic until the brokers register again (up
+            // to their registration period), and Java never drops a route on
+            // TOPIC_NOT_EXIST.
             Err(Error::TopicNotFound { .. }) => {
+                if let Some(info) = self.routes.cached_route(topic) {
+                    return Ok(info);
+                }
                 let mut route =
                     self.namesrv.topic_route_within(AUTO_CREATE_TOPIC, left()).map_err(|_| Error::TopicNotFound {
                         topic: topic.to_string(),

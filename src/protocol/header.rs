@@ -204,6 +204,8 @@ ext_header! {
         pub queue_id: i32 = "queueId",
         /// 5.x: answer 0 instead of QUERY_NOT_FOUND for a new group.
         pub set_zero_if_not_found: Option<bool> = "setZeroIfNotFound",
+        /// Broker name (5.x `bname`; a 5.x proxy needs it to pick the broker).
+        pub broker_name: Option<String> = "bname",
     }
 }
 
@@ -218,6 +220,8 @@ ext_header! {
         pub queue_id: i32 = "queueId",
         /// Offset to store.
         pub commit_offset: i64 = "commitOffset",
+        /// Broker name (5.x `bname`; a 5.x proxy needs it to pick the broker).
+        pub broker_name: Option<String> = "bname",
     }
 }
 
@@ -238,6 +242,8 @@ ext_header! {
         pub queue_id: i32 = "queueId",
         /// Time, ms since the epoch.
         pub timestamp: i64 = "timestamp",
+        /// Broker name (5.x `bname`; a 5.x proxy needs it to pick the broker).
+        pub broker_name: Option<String> = "bname",
     }
 }
 
@@ -248,6 +254,8 @@ ext_header! {
         pub topic: String = "topic",
         /// Queue.
         pub queue_id: i32 = "queueId",
+        /// Broker name (5.x `bname`; a 5.x proxy needs it to pick the broker).
+        pub broker_name: Option<String> = "bname",
     }
 }
 
@@ -316,6 +324,8 @@ ext_header! {
         pub unit_mode: bool = "unitMode",
         /// Max reconsume times before the dead-letter queue.
         pub max_reconsume_times: Option<i32> = "maxReconsumeTimes",
+        /// Broker name (5.x `bname`; a 5.x proxy needs it to pick the broker).
+        pub broker_name: Option<String> = "bname",
     }
 }
 

@@ -8,6 +8,8 @@
 #   tests/broker/rocketmq.sh stop-broker NAME # kill -9, to simulate a crash
 #   tests/broker/rocketmq.sh start-broker NAME
 #   tests/broker/rocketmq.sh restart-broker NAME
+#   (name server outage, slaves, the 5.x proxy: see "Name server outage,
+#   replicas (slaves) and the 5.x proxy" below)
 #   tests/broker/rocketmq.sh mqadmin ARGS...  # the release's mqadmin, -n set to this name server
 #
 # Usage: eval "$(tests/broker/rocketmq.sh start)"
@@ -43,16 +45,29 @@ port_of() {
   case "$1" in
     broker-a) echo $((20911 + OFFSET)) ;;
     broker-b) echo $((21911 + OFFSET)) ;;
-    *) die "unknown broker '$1' (known: ${BROKERS[*]})" ;;
+    broker-a-s) echo $((20921 + OFFSET)) ;; # slaves (ROCKETMQ_SLAVES=1)
+    broker-b-s) echo $((21921 + OFFSET)) ;;
+    *) die "unknown broker '$1' (known: ${BROKERS[*]} broker-a-s broker-b-s)" ;;
   esac
 }
 
-fetch_jars() {
-  [ -f "$CACHE/lib/.complete" ] && return 0
+fetch_jars() { maven_fetch "$CACHE/lib" rocketmq-namesrv rocketmq-broker rocketmq-tools; }
+
+# maven_fetch DIR ARTIFACT...: the runtime jars of org.apache.rocketmq:ARTIFACT:$VERSION
+# (and their dependencies) into DIR, once.
+maven_fetch() {
+  local dir=$1 a deps=""
+  shift
+  [ -f "$dir/.complete" ] && return 0
   command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install maven)"
-  mkdir -p "$CACHE"
-  log "fetching Apache RocketMQ $VERSION jars with Maven into $CACHE/lib"
-  cat >"$CACHE/pom.xml" <<POM
+  local pom=$CACHE/pom-$(basename "$dir")
+  mkdir -p "$pom"
+  log "fetching Apache RocketMQ $VERSION jars ($*) with Maven into $dir"
+  for a in "$@"; do
+    deps+="    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>$a</artifactId><version>$VERSION</version></dependency>
+"
+  done
+  cat >"$pom/pom.xml" <<POM
 <project xmlns="http://maven.apache.org/POM/4.0.0">
   <modelVersion>4.0.0</modelVersion>
   <groupId>rocketmq-blocking.tests</groupId>
@@ -60,16 +75,13 @@ fetch_jars() {
   <version>1</version>
   <packaging>pom</packaging>
   <dependencies>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-namesrv</artifactId><version>$VERSION</version></dependency>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-broker</artifactId><version>$VERSION</version></dependency>
-    <dependency><groupId>org.apache.rocketmq</groupId><artifactId>rocketmq-tools</artifactId><version>$VERSION</version></dependency>
-  </dependencies>
+$deps  </dependencies>
 </project>
 POM
-  rm -rf "$CACHE/lib"
-  (cd "$CACHE" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$CACHE/lib" -DincludeScope=runtime >&2) \
-    || die "mvn could not fetch rocketmq $VERSION"
-  touch "$CACHE/lib/.complete"
+  rm -rf "$dir"
+  (cd "$pom" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$dir" -DincludeScope=runtime >&2) \
+    || die "mvn could not fetch $* $VERSION"
+  touch "$dir/.complete"
 }
 
 # JVM flags (into the array OPTS): small heaps, and the JDK internals the
@@ -185,6 +197,18 @@ show_failure() {
   df -h "$RUN" >&2 || true
 }
 
+# Right after `nohup java ... &` the PID is still the forked shell, whose
+# command line pid_alive does not recognise; wait (bounded) until it runs
+# java, so a busy machine does not make a fresh start look like a crash.
+await_exec() { # name
+  local pid deadline=$((SECONDS + 10))
+  pid=$(cat "$RUN/$1.pid")
+  while kill -0 "$pid" 2>/dev/null && [[ $(ps -ww -o args= -p "$pid" 2>/dev/null) != java* ]]; do
+    [ $SECONDS -lt $deadline ] || return 0
+    sleep 0.05
+  done
+}
+
 start_namesrv() {
   if pid_alive namesrv; then return 0; fi
   port_open "$NS_PORT" && die "port $NS_PORT is taken by a process this script did not start"
@@ -193,6 +217,7 @@ start_namesrv() {
   ROCKETMQ_HOME="$RUN/home-namesrv" nohup java "${OPTS[@]}" \
     org.apache.rocketmq.namesrv.NamesrvStartup -c "$RUN/namesrv.conf" >"$RUN/namesrv.out" 2>&1 &
   echo $! >"$RUN/namesrv.pid"
+  await_exec namesrv
   wait_until 60 "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
 }
 
@@ -237,6 +262,7 @@ launch_broker() {
   ROCKETMQ_HOME="$RUN/home-$name" nohup java "${OPTS[@]}" \
     org.apache.rocketmq.broker.BrokerStartup -c "$RUN/$name.conf" >"$RUN/$name.out" 2>&1 &
   echo $! >"$RUN/$name.pid"
+  await_exec "$name"
 }
 
 await_broker() {
@@ -260,40 +286,51 @@ stop_pid() { # name signal
 }
 
 cmd_start() {
-  if pid_alive namesrv && pid_alive broker-a && pid_alive broker-b; then
-    echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
-    return 0
-  fi
   fetch_jars
+  if any_alive namesrv "${BROKERS[@]}" broker-a-s broker-b-s; then
+    # Something runs (e.g. the name server after stop-namesrv): start only
+    # what is missing, keeping the stores.
+    replicas_match || die "ROCKETMQ_SLAVES=${ROCKETMQ_SLAVES:-0} but the running cluster was started otherwise: use stop, then start"
+    resume_members
+  else
+    fresh_start
+  fi
+  proxy_start_if_asked
+  start_exports
+}
+
+fresh_start() {
   local t0=$SECONDS
-  local n
-  for n in namesrv "${BROKERS[@]}"; do
-    pid_alive "$n" && die "$n is running but not all are: use stop, then start"
-  done
   # A fresh start begins with empty stores, so every run starts alike.
   rm -rf "$RUN"/store-*
   write_configs
+  write_ops_configs
   start_namesrv
   local b
+  # Masters first, then their slaves: four JVMs booting at once on two
+  # cores take longer than one after the other.
   for b in "${BROKERS[@]}"; do launch_broker "$b"; done
   for b in "${BROKERS[@]}"; do await_broker "$b"; done
-  wait_until 60 "registration" registered "${BROKERS[@]}" || { show_failure broker-a; die "brokers did not register"; }
-  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, broker-a 127.0.0.1:$(port_of broker-a), broker-b 127.0.0.1:$(port_of broker-b)"
-  echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
+  for b in $(broker_members); do launch_broker "$b"; done
+  for b in $(broker_members); do await_broker "$b"; done
+  wait_until 60 "registration" registered $(broker_members) || { show_failure broker-a; die "brokers did not register"; }
+  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, $(for b in $(broker_members); do printf '%s 127.0.0.1:%s, ' "$b" "$(port_of "$b")"; done)"
 }
 
 cmd_stop() {
+  proxy_stop
   local b
-  for b in "${BROKERS[@]}"; do stop_pid "$b" TERM; done
+  for b in "${BROKERS[@]}" broker-a-s broker-b-s; do stop_pid "$b" TERM; done
   stop_pid namesrv TERM
   log "stopped"
 }
 
 cmd_status() {
   local ok=0 n
-  for n in namesrv "${BROKERS[@]}"; do
+  for n in namesrv $(broker_members); do
     if pid_alive "$n"; then log "$n running (pid $(cat "$RUN/$n.pid"))"; else log "$n not running"; ok=1; fi
   done
+  if proxy_alive; then log "proxy running (pid $(cat "$RUN/proxy.pid"))"; fi
   return $ok
 }
 
@@ -314,6 +351,175 @@ cmd_start_broker() {
   log "$1 started"
 }
 
+# ---------------------------------------------------------------------------
+# Name server outage, replicas (slaves) and the 5.x proxy.
+#
+#   tests/broker/rocketmq.sh stop-namesrv     # kill -9 the name server (brokers keep running)
+#   tests/broker/rocketmq.sh start-namesrv    # start it again, wait until the running brokers re-registered
+#   ROCKETMQ_SLAVES=1 [ROCKETMQ_BROKER_ROLE=SYNC_MASTER] tests/broker/rocketmq.sh start
+#       # also a slave per broker: broker-a-s (brokerId 1 of broker-a, port
+#       # 20921, replicating from the master's HA port 20912) and broker-b-s
+#       # (21921); masters ASYNC_MASTER unless ROCKETMQ_BROKER_ROLE says so;
+#       # slaveReadEnable=true so consumers may read from the slaves. Stop or
+#       # kill any one with stop-broker / start-broker NAME.
+#   ROCKETMQ_PROXY=1 tests/broker/rocketmq.sh start   # (5.x) also the proxy, cluster mode
+#   tests/broker/rocketmq.sh start-proxy | stop-proxy
+#       # rocketmq-proxy (jars from Maven Central into .../<version>/proxy-lib),
+#       # remoting port 18080, gRPC 18081 (plus the offset); `start` then also
+#       # prints `export ROCKETMQ_PROXY_ADDR=127.0.0.1:18080`.
+# ---------------------------------------------------------------------------
+PROXY_PORT=$((18080 + OFFSET))
+PROXY_GRPC_PORT=$((18081 + OFFSET))
+
+any_alive() { local n; for n in "$@"; do pid_alive "$n" && return 0; done; return 1; }
+
+slaves_on() { [ -f "$RUN/slaves.on" ]; }
+
+# The brokers of this cluster: the masters, then the slaves if started with them.
+broker_members() {
+  local b
+  for b in "${BROKERS[@]}"; do echo "$b"; done
+  if slaves_on; then for b in "${BROKERS[@]}"; do echo "$b-s"; done; fi
+}
+
+# A running cluster started without slaves does not grow them on `start`.
+replicas_match() { [ "${ROCKETMQ_SLAVES:-0}" != 1 ] || slaves_on; }
+
+# Options appended to the broker configs (the last value of a key wins):
+# brokers re-register every 10 s (the least the broker allows) so a
+# restarted name server knows them again quickly; the masters' role; the
+# slaves' configs (a master's config with its own id, ports and store).
+write_ops_configs() {
+  local role=${ROCKETMQ_BROKER_ROLE:-ASYNC_MASTER} b port
+  case "$role" in ASYNC_MASTER | SYNC_MASTER) ;; *) die "ROCKETMQ_BROKER_ROLE must be ASYNC_MASTER or SYNC_MASTER, not $role" ;; esac
+  rm -f "$RUN/slaves.on" "$RUN"/broker-?-s.conf
+  for b in "${BROKERS[@]}"; do
+    printf '# harness options\nregisterNameServerPeriod=10000\nbrokerRole=%s\n' "$role" >>"$RUN/$b.conf"
+    # 5.x acknowledges a SYNC_MASTER send at once unless inSyncReplicas
+    # counts the slave too (the default 1 is the master alone); 4.x has no
+    # such key and always waits for the slave.
+    if [ "$role" = SYNC_MASTER ]; then printf 'inSyncReplicas=2\n' >>"$RUN/$b.conf"; fi
+    [ "${ROCKETMQ_SLAVES:-0}" = 1 ] || continue
+    printf 'slaveReadEnable=true\n' >>"$RUN/$b.conf"
+    port=$(port_of "$b-s")
+    mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
+    write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
+    # The slave learns its master's HA address (brokerIP2 and the master's
+    # listen port + 1) from the name server when it registers (on 5.5.0,
+    # with haMasterAddress set instead, its HA client tried "null").
+    { cat "$RUN/$b.conf"; cat <<CONF
+# slave of $b
+brokerId=1
+brokerRole=SLAVE
+listenPort=$port
+storePathRootDir=$RUN/store-$b-s
+storePathCommitLog=$RUN/store-$b-s/commitlog
+CONF
+    } >"$RUN/$b-s.conf"
+  done
+  if [ "${ROCKETMQ_SLAVES:-0}" = 1 ]; then touch "$RUN/slaves.on"; fi
+}
+
+# Starts whatever is missing of a partly running cluster (stores kept).
+resume_members() {
+  local b missing=()
+  pid_alive namesrv || start_namesrv
+  for b in $(broker_members); do
+    pid_alive "$b" && continue
+    launch_broker "$b"
+    missing+=("$b")
+  done
+  for b in "${missing[@]}"; do await_broker "$b"; done
+  wait_until 60 "registration" registered $(broker_members) || { show_failure namesrv; die "brokers did not register"; }
+}
+
+start_exports() {
+  echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
+  if proxy_alive; then echo "export ROCKETMQ_PROXY_ADDR=127.0.0.1:$PROXY_PORT"; fi
+  if slaves_on; then echo "export ROCKETMQ_SLAVES=1"; fi
+}
+
+cmd_stop_namesrv() {
+  stop_pid namesrv 9
+  log "name server killed"
+}
+
+cmd_start_namesrv() {
+  fetch_jars
+  if ! pid_alive namesrv; then
+    [ -f "$RUN/namesrv.conf" ] || die "no name server config: use start"
+    start_namesrv
+  fi
+  local b running=()
+  for b in $(broker_members); do pid_alive "$b" && running+=("$b"); done
+  if [ ${#running[@]} -gt 0 ]; then
+    wait_until 60 "registration" registered "${running[@]}" || { show_failure namesrv; die "brokers did not register again"; }
+  fi
+  log "name server up, brokers registered: ${running[*]:-none}"
+}
+
+proxy_alive() {
+  [ -f "$RUN/proxy.pid" ] || return 1
+  local args
+  args=$(ps -ww -o args= -p "$(cat "$RUN/proxy.pid")" 2>/dev/null) || return 1
+  [[ $args == *" -pc $RUN/proxy.json"* || $args == *" -pc $RUN_AS_GIVEN/proxy.json"* ]]
+}
+
+fetch_proxy_jars() { maven_fetch "$CACHE/proxy-lib" rocketmq-proxy; }
+
+proxy_started() { grep -q "rocketmq-proxy startup successfully" "$RUN/proxy.out" 2>/dev/null && port_open "$PROXY_PORT"; }
+proxy_alive_and_started() { proxy_alive || return 2; proxy_started; }
+
+cmd_start_proxy() {
+  [[ $VERSION == 4.* ]] && die "the proxy exists from RocketMQ 5.0 on (ROCKETMQ_VERSION=$VERSION)"
+  proxy_alive && return 0
+  pid_alive namesrv || die "name server is not running: use start"
+  port_open "$PROXY_PORT" && die "port $PROXY_PORT is taken by a process this script did not start"
+  fetch_proxy_jars
+  mkdir -p "$RUN/home-proxy"
+  # Cluster mode: the proxy finds the brokers through the name server and
+  # gives clients routes that name itself (remotingAccessAddr) as every broker.
+  cat >"$RUN/proxy.json" <<JSON
+{
+  "rocketMQClusterName": "DefaultCluster",
+  "proxyMode": "cluster",
+  "proxyName": "proxy-$PROXY_PORT",
+  "namesrvAddr": "$NS_ADDR",
+  "localServeAddr": "127.0.0.1",
+  "remotingAccessAddr": "127.0.0.1",
+  "remotingListenPort": $PROXY_PORT,
+  "grpcServerPort": $PROXY_GRPC_PORT,
+  "enablePrintJstack": false
+}
+JSON
+  local t0=$SECONDS
+  : >"$RUN/proxy.out"
+  RMQ_PROXY_HOME="$RUN/home-proxy" ROCKETMQ_HOME="$RUN/home-proxy" nohup java -server -Xms256m -Xmx512m \
+    -XX:MaxDirectMemorySize=256m -XX:+UseG1GC \
+    --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
+    --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-exports java.base/sun.nio.ch=ALL-UNNAMED \
+    -Duser.home="$RUN/home-proxy" -Drocketmq.home.dir="$RUN/home-proxy" \
+    -cp "$CACHE/proxy-lib/*" org.apache.rocketmq.proxy.ProxyStartup -pc "$RUN/proxy.json" -pm cluster \
+    >"$RUN/proxy.out" 2>&1 &
+  echo $! >"$RUN/proxy.pid"
+  await_exec proxy
+  wait_until "$START_TIMEOUT" "proxy start" proxy_alive_and_started || {
+    log "---- tail of $RUN/proxy.out"
+    tail -n 40 "$RUN/proxy.out" >&2 || true
+    die "proxy did not start"
+  }
+  log "proxy up in $((SECONDS - t0)) s: remoting 127.0.0.1:$PROXY_PORT, gRPC $PROXY_GRPC_PORT"
+}
+
+proxy_start_if_asked() { if [ "${ROCKETMQ_PROXY:-0}" = 1 ]; then cmd_start_proxy; fi; }
+
+proxy_stop() {
+  # stop_pid signals only our PID file's process; the check keeps a stale
+  # file from signalling someone else's process.
+  if proxy_alive; then stop_pid proxy TERM; else rm -f "$RUN/proxy.pid"; fi
+}
+# ---------------------------------------------------------------------------
+
 case "${1:-}" in
   start) cmd_start ;;
   stop) cmd_stop ;;
@@ -321,7 +527,11 @@ case "${1:-}" in
   stop-broker) cmd_stop_broker "${2:?broker name}" ;;
   start-broker) cmd_start_broker "${2:?broker name}" ;;
   restart-broker) cmd_stop_broker "${2:?broker name}"; cmd_start_broker "$2" ;;
-  env) echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR" ;;
+  stop-namesrv) cmd_stop_namesrv ;;
+  start-namesrv) cmd_start_namesrv ;;
+  start-proxy) cmd_start_proxy; start_exports ;;
+  stop-proxy) proxy_stop; log "proxy stopped" ;;
+  env) start_exports ;;
   # The release's own admin tool against this cluster, e.g.
   #   tests/broker/rocketmq.sh mqadmin consumerStatus -g my_group
   mqadmin)
@@ -334,5 +544,5 @@ case "${1:-}" in
     ROCKETMQ_HOME="$RUN/home-tools" exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
       -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
       org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR" ;;
-  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env|mqadmin ARGS..." ;;
+  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|stop-namesrv|start-namesrv|start-proxy|stop-proxy|env|mqadmin ARGS..." ;;
 esac

@@ -213,3 +213,18 @@ pub fn producer_connections(broker: &str, group: &str) -> Vec<String> {
 pub fn brokers_are_4x() -> bool {
     std::env::var("ROCKETMQ_VERSION").is_ok_and(|v| v.starts_with("4."))
 }
+
+/// Starts the name server again when dropped (after `stop-namesrv`), so it
+/// comes back even when the test fails; waits until the brokers re-registered.
+pub struct StartNamesrvOnDrop;
+
+impl Drop for StartNamesrvOnDrop {
+    fn drop(&mut self) {
+        harness(&["start-namesrv"]);
+    }
+}
+
+/// Bodies of `msgs` as strings.
+pub fn body_strings(msgs: &[MessageExt]) -> Vec<String> {
+    msgs.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect()
+}
