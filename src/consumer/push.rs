@@ -595,7 +595,14 @@ impl PushInner {
         let mut wire = m.clone();
         wire.topic = self.inst.config.with_namespace(&m.topic);
         let client = self.inst.broker_of(&pq.mq)?;
-        client.send_message_back(&self.inst.group, &wire, delay_level, self.inst.config.max_reconsume_times())
+        // The broker name lets a 5.x proxy route the send-back (brokers ignore it).
+        client.send_message_back_to_broker(
+            &pq.mq.broker_name,
+            &self.inst.group,
+            &wire,
+            delay_level,
+            self.inst.config.max_reconsume_times(),
+        )
     }
 
     /// Orderly: calls the listener batch by batch, in queue order, for up
