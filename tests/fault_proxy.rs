@@ -101,7 +101,8 @@ fn every_broken_frame_is_a_typed_error_within_the_timeout() {
     assert_eq!(c.max_offset(&q).unwrap(), max);
     assert!(t.elapsed() >= Duration::from_millis(300));
 
-    let cases: [(Fault, fn(&Error) -> bool); 5] = [
+    type Expect = fn(&Error) -> bool;
+    let cases: [(Fault, Expect); 5] = [
         (Fault::Stall, |e| e.is_timeout()),
         (Fault::Drop, |e| e.is_timeout()),
         (Fault::Truncate, |e| matches!(e, Error::ConnectionClosed { .. })),
