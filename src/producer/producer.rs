@@ -241,6 +241,7 @@ impl Inner {
                 Err(e) => {
                     self.router.report_failure(&broker, &e);
                     let retry = e.is_retryable();
+                    log_debug!("send failed: topic={} broker={broker} retry={retry} error={e}", route_msg.topic());
                     attempts.push(e);
                     avoid = Some(broker);
                     if !retry {
@@ -274,8 +275,11 @@ impl Inner {
     fn refresh_routes(&self) {
         self.routes.clear_expired_routes(self.config.route_expiry());
         for topic in self.routes.topics() {
-            if let Ok(route) = self.namesrv.topic_route(&topic) {
-                self.routes.update_route(&topic, route);
+            match self.namesrv.topic_route(&topic) {
+                Ok(route) => {
+                    self.routes.update_route(&topic, route);
+                }
+                Err(e) => log_warn!("route refresh failed: topic={topic} error={e}"),
             }
         }
     }
@@ -287,7 +291,10 @@ impl Inner {
             let result = self.client(&addr, deadline).and_then(|c| c.heartbeat(&data));
             match result {
                 Ok(()) => self.router.report_alive(&name),
-                Err(e) => self.router.report_failure(&name, &e),
+                Err(e) => {
+                    log_warn!("heartbeat failed: broker={name} addr={addr} error={e}");
+                    self.router.report_failure(&name, &e);
+                }
             }
         }
     }

@@ -299,7 +299,11 @@ impl MessageRouter {
     fn with_health(&self, broker: &str, f: impl FnOnce(&mut BrokerHealthInfo, bool)) {
         let mut health = self.health_lock();
         let h = health.entry(broker.to_string()).or_insert_with(|| BrokerHealthInfo::new(broker));
+        let before = h.state();
         f(h, self.latency_aware);
+        if h.state() != before {
+            log_info!("broker health: broker={broker} from={before:?} to={:?}", h.state());
+        }
     }
 
     /// The health of one broker, if seen.

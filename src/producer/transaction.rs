@@ -276,6 +276,7 @@ fn answer_check(inner: &Inner, listener: &dyn TransactionListener, check: CheckR
     user_msg.topic = inner.config.without_namespace(&check.msg.topic).to_string();
     let state = catch_unwind(AssertUnwindSafe(|| listener.check_local_transaction(&user_msg)))
         .unwrap_or(LocalTransactionState::Unknown);
+    log_debug!("check-back answered: broker={} msg={} state={state:?}", check.broker_addr, user_msg.msg_id);
     let Some(client) = inner.client_by_addr(&check.broker_addr) else { return };
     let msg_id = check
         .msg
