@@ -94,6 +94,15 @@ pub enum ProtocolError {
     /// A compressed body that cannot be inflated (or compression is disabled).
     #[error("compressed body: {0}")]
     Compression(String),
+    /// Compressed bodies inflate to more than the limit (a decompression
+    /// bomb, or a limit set too low); inflation stopped at the limit.
+    #[error("compressed bodies inflate past the limit of {limit} bytes per {scope}")]
+    InflateLimit {
+        /// The limit in bytes.
+        limit: usize,
+        /// What the limit applies to: `"message"` or `"response"`.
+        scope: &'static str,
+    },
 }
 
 /// The one error type of this crate.
