@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::error::{Error, OperationKind, ResponseContext, Result};
 use crate::net::{Connection, ConnectionConfig};
 use crate::protocol::header::{CreateTopicRequestHeader, GetRouteInfoRequestHeader};
-use crate::protocol::route::{PERM_READ, PERM_WRITE};
+use crate::protocol::route::{RouteLimits, PERM_READ, PERM_WRITE};
 use crate::protocol::{request, ClusterInfo, RemotingCommand, ResponseCode, TopicRouteData};
 use crate::threads::lock;
 
@@ -91,6 +91,7 @@ pub struct NameServerClient {
     conn: Mutex<Option<(usize, Arc<Connection>)>>,
     config: ConnectionConfig,
     timeout: Duration,
+    route_limits: RouteLimits,
 }
 
 impl std::fmt::Debug for NameServerClient {
@@ -113,7 +114,21 @@ impl NameServerClient {
             conn: Mutex::new(None),
             config,
             timeout,
+            route_limits: RouteLimits::default(),
         })
+    }
+
+    /// Uses `limits` for the routes [`topic_route`](Self::topic_route)
+    /// accepts (default [`RouteLimits::default`]: 1,024 queues per broker,
+    /// 128 brokers).
+    pub fn with_route_limits(mut self, limits: RouteLimits) -> Self {
+        self.route_limits = limits;
+        self
+    }
+
+    /// The limits routes are checked against.
+    pub fn route_limits(&self) -> RouteLimits {
+        self.route_limits
     }
 
     /// The configured addresses.
@@ -164,15 +179,19 @@ impl NameServerClient {
         Err(last_err.unwrap_or(Error::NotRunning("name server client")))
     }
 
-    /// The route of a topic.
+    /// The route of a topic, checked against the [route
+    /// limits](Self::route_limits): a route announcing more queues or
+    /// brokers than allowed (or a negative queue count) is refused with
+    /// [`ProtocolError::RouteLimit`](crate::ProtocolError::RouteLimit)
+    /// before anything is built from it.
     pub fn topic_route(&self, topic: &str) -> Result<TopicRouteData> {
         let header = GetRouteInfoRequestHeader { topic: topic.to_string() };
         let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext_fields(header.to_ext_fields());
         let resp = self.invoke(cmd)?;
         match resp.response_code() {
-            ResponseCode::Success => {
-                TopicRouteData::from_json(&resp.body).map_err(|e| Error::protocol(self.active_address(), e))
-            }
+            ResponseCode::Success => TopicRouteData::from_json(&resp.body)
+                .and_then(|route| self.route_limits.check(topic, &route).map(|()| route))
+                .map_err(|e| Error::protocol(self.active_address(), e)),
             ResponseCode::TopicNotExist => {
                 Err(Error::TopicNotFound { topic: topic.to_string(), remark: resp.remark.unwrap_or_default() })
             }

@@ -922,8 +922,10 @@ mod tests {
         // Uncompressed bodies do not count against the inflation budget.
         let plain = encode_stored_message(&stored(vec![1; 50_000], 0));
         assert_eq!(decode_messages_limited(&[plain, one].concat(), 10_000, 10_000).unwrap().len(), 2);
-        assert_eq!(decode_message_limited(&three[..three.len() / 3], 0, 10).unwrap_err().to_string(),
-            "compressed bodies inflate past the limit of 10 bytes per message");
+        assert_eq!(
+            decode_message_limited(&three[..three.len() / 3], 0, 10).unwrap_err().to_string(),
+            "compressed bodies inflate past the limit of 10 bytes per message"
+        );
     }
 
     #[test]
