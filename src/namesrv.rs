@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, OperationKind, ResponseContext, Result};
 use crate::net::{Connection, ConnectionConfig};
@@ -160,23 +160,45 @@ impl NameServerClient {
         drop(conn);
     }
 
-    /// Sends a request to the first name server that answers.
+    /// Sends a request to the first name server that answers, within one
+    /// request timeout in all.
+    ///
+    /// An address that cannot be reached is skipped for the next one while
+    /// time is left. After an address fails (unreachable or timed out) the
+    /// next request starts at the following address (and a connection whose stream may
+    /// be out of step is closed, see [`crate::net::connection`]).
     pub fn invoke(&self, cmd: RemotingCommand) -> Result<RemotingCommand> {
+        let deadline = Instant::now() + self.timeout;
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last_err = None;
         for step in 0..self.addrs.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
             let index = (first + step) % self.addrs.len();
-            let result = self.connection(index).and_then(|c| c.invoke(cmd.clone(), self.timeout));
+            let result = self.connection(index).and_then(|c| c.invoke(cmd.clone(), left));
             match result {
                 Ok(resp) => {
                     self.preferred.store(index, Ordering::Relaxed);
                     return Ok(resp);
                 }
-                Err(e) if e.is_connection() => last_err = Some(e),
+                Err(e) if e.is_connection() => {
+                    // The next request starts at the following address.
+                    self.preferred.store((index + 1) % self.addrs.len(), Ordering::Relaxed);
+                    if e.is_timeout() {
+                        return Err(e);
+                    }
+                    last_err = Some(e);
+                }
                 Err(e) => return Err(e),
             }
         }
-        Err(last_err.unwrap_or(Error::NotRunning("name server client")))
+        Err(last_err.unwrap_or(Error::Timeout {
+            operation: crate::protocol::codes::request_name(cmd.code),
+            addr: self.addrs.join(";"),
+            timeout: self.timeout,
+        }))
     }
 
     /// The route of a topic, checked against the [route

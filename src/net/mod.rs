@@ -3,4 +3,7 @@
 mod connection;
 
 pub(crate) use connection::resolve as connection_resolve;
-pub use connection::{Connection, ConnectionConfig, RequestHandler, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT};
+pub use connection::{
+    Connection, ConnectionConfig, RequestHandler, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+    MAX_CONSECUTIVE_TIMEOUTS,
+};

@@ -5,8 +5,8 @@
 //! `compression` feature.
 //!
 //! # Limits
-//! A compressed body is inflated incrementally, 32 KiB at a time, into a
-//! buffer that never grows past the caller's limit: a small body that would
+//! A compressed body is inflated incrementally into a buffer that starts
+//! small, doubles as needed and never grows past the caller's limit: a small body that would
 //! inflate to gigabytes (a "decompression bomb") ends in
 //! [`ProtocolError::InflateLimit`] once the limit is reached, and nothing
 //! beyond the limit is allocated. The limits the decoders use are in
@@ -31,37 +31,40 @@ pub fn inflate(data: &[u8], kind: i32, limit: usize) -> Result<Vec<u8>, Protocol
     }
 }
 
-/// Output chunk of the incremental inflater.
-#[cfg(feature = "compression")]
-const INFLATE_CHUNK: usize = 32 * 1024;
-
 #[cfg(feature = "compression")]
 fn inflate_zlib(data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
     use miniz_oxide::inflate::stream::{inflate, InflateState};
     use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
 
     let mut state = InflateState::new_boxed(DataFormat::Zlib);
-    let mut chunk = vec![0u8; INFLATE_CHUNK];
-    // Start small: the ratio is unknown, and a bomb must not reserve its
-    // announced size up front.
-    let mut out: Vec<u8> = Vec::with_capacity(data.len().saturating_mul(2).min(limit).min(1 << 20));
+    // The output buffer starts small (the ratio is unknown, and a bomb must
+    // not reserve its announced size up front) and doubles, never past the
+    // limit. Once it is full at the limit, one more byte of output proves
+    // the body is over it.
+    let mut out = vec![0u8; data.len().saturating_mul(4).clamp(1024, 1 << 20).min(limit)];
+    let mut len = 0;
+    let mut probe = [0u8; 1];
     let mut input = data;
     loop {
-        let res = inflate(&mut state, input, &mut chunk, MZFlush::None);
-        input = &input[res.bytes_consumed..];
-        let n = res.bytes_written;
-        if n > limit - out.len() {
+        if len == out.len() && out.len() < limit {
+            let target = len.saturating_mul(2).max(len + 1024).min(limit);
+            out.reserve_exact(target - len);
+            out.resize(target, 0);
+        }
+        let full = len == out.len();
+        let space = if full { &mut probe[..] } else { &mut out[len..] };
+        let res = inflate(&mut state, input, space, MZFlush::None);
+        if full && res.bytes_written > 0 {
             return Err(ProtocolError::InflateLimit { limit, scope: "message" });
         }
-        if out.capacity() - out.len() < n {
-            // Double, but never past the limit.
-            let target = out.len().saturating_mul(2).max(out.len() + n).min(limit);
-            out.reserve_exact(target - out.len());
-        }
-        out.extend_from_slice(&chunk[..n]);
+        input = &input[res.bytes_consumed..];
+        len += if full { 0 } else { res.bytes_written };
         match res.status {
-            Ok(MZStatus::StreamEnd) => return Ok(out),
-            Ok(MZStatus::Ok) if n > 0 || res.bytes_consumed > 0 => {}
+            Ok(MZStatus::StreamEnd) => {
+                out.truncate(len);
+                return Ok(out);
+            }
+            Ok(MZStatus::Ok) if res.bytes_written > 0 || res.bytes_consumed > 0 => {}
             Ok(_) | Err(MZError::Buf) => return Err(ProtocolError::Compression("zlib: truncated stream".into())),
             Err(e) => return Err(ProtocolError::Compression(format!("zlib: {e:?}"))),
         }
