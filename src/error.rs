@@ -102,6 +102,32 @@ pub enum ProtocolError {
     /// A compressed body that cannot be inflated (or compression is disabled).
     #[error("compressed body: {0}")]
     Compression(String),
+    /// A topic route breaks a [`RouteLimits`](crate::protocol::route::RouteLimits)
+    /// limit: too many queues on a broker (or a negative count), or too many
+    /// brokers. Refused before anything is built from the route.
+    #[error("route of topic {topic:?} refused: broker {broker:?} announces {value} {what}, the limit is {limit}")]
+    RouteLimit {
+        /// The topic.
+        topic: String,
+        /// The broker (empty when the limit is on the number of brokers).
+        broker: String,
+        /// What is counted: `"write queues"`, `"read queues"`,
+        /// `"queue data entries"`, `"broker data entries"`.
+        what: &'static str,
+        /// The number announced.
+        value: i64,
+        /// The limit (0 for a negative count).
+        limit: i64,
+    },
+    /// Compressed bodies inflate to more than the limit (a decompression
+    /// bomb, or a limit set too low); inflation stopped at the limit.
+    #[error("compressed bodies inflate past the limit of {limit} bytes per {scope}")]
+    InflateLimit {
+        /// The limit in bytes.
+        limit: usize,
+        /// What the limit applies to: `"message"` or `"response"`.
+        scope: &'static str,
+    },
 }
 
 /// The one error type of this crate.

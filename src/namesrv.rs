@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, OperationKind, ResponseContext, Result};
 use crate::net::{Connection, ConnectionConfig};
 use crate::protocol::header::{CreateTopicRequestHeader, GetRouteInfoRequestHeader};
-use crate::protocol::route::{PERM_READ, PERM_WRITE};
+use crate::protocol::route::{RouteLimits, PERM_READ, PERM_WRITE};
 use crate::protocol::{request, ClusterInfo, RemotingCommand, ResponseCode, TopicRouteData};
 use crate::threads::lock;
 
@@ -99,6 +99,7 @@ pub struct NameServerClient {
     conn: Mutex<Option<(usize, Arc<Connection>)>>,
     config: ConnectionConfig,
     timeout: Duration,
+    route_limits: RouteLimits,
 }
 
 impl std::fmt::Debug for NameServerClient {
@@ -121,7 +122,21 @@ impl NameServerClient {
             conn: Mutex::new(None),
             config,
             timeout,
+            route_limits: RouteLimits::default(),
         })
+    }
+
+    /// Uses `limits` for the routes [`topic_route`](Self::topic_route)
+    /// accepts (default [`RouteLimits::default`]: 1,024 queues per broker,
+    /// 128 brokers).
+    pub fn with_route_limits(mut self, limits: RouteLimits) -> Self {
+        self.route_limits = limits;
+        self
+    }
+
+    /// The limits routes are checked against.
+    pub fn route_limits(&self) -> RouteLimits {
+        self.route_limits
     }
 
     /// The configured addresses.
@@ -199,7 +214,11 @@ impl NameServerClient {
         }))
     }
 
-    /// The route of a topic.
+    /// The route of a topic, checked against the [route
+    /// limits](Self::route_limits): a route announcing more queues or
+    /// brokers than allowed (or a negative queue count) is refused with
+    /// [`ProtocolError::RouteLimit`](crate::ProtocolError::RouteLimit)
+    /// before anything is built from it.
     pub fn topic_route(&self, topic: &str) -> Result<TopicRouteData> {
         self.topic_route_within(topic, self.timeout)
     }
@@ -210,9 +229,9 @@ impl NameServerClient {
         let cmd = RemotingCommand::request(request::GET_ROUTEINFO_BY_TOPIC).with_ext_fields(header.to_ext_fields());
         let resp = self.invoke_within(cmd, timeout)?;
         match resp.response_code() {
-            ResponseCode::Success => {
-                TopicRouteData::from_json(&resp.body).map_err(|e| Error::protocol(self.active_address(), e))
-            }
+            ResponseCode::Success => TopicRouteData::from_json(&resp.body)
+                .and_then(|route| self.route_limits.check(topic, &route).map(|()| route))
+                .map_err(|e| Error::protocol(self.active_address(), e)),
             ResponseCode::TopicNotExist => {
                 Err(Error::TopicNotFound { topic: topic.to_string(), remark: resp.remark.unwrap_or_default() })
             }

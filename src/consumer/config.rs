@@ -7,6 +7,7 @@ use super::allocate::AllocateStrategy;
 use crate::env::{env_error, parse_env};
 use crate::error::{Error, Result};
 use crate::protocol::body::{ConsumeFromWhere, MessageModel};
+use crate::protocol::route::RouteLimits;
 use crate::validate;
 
 /// Messages per pull (Java `pullBatchSize`: 32).
@@ -74,6 +75,7 @@ pub const DEFAULT_PULL_ERROR_DELAY: Duration = Duration::from_secs(3);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
+    route_limits: RouteLimits,
     group: String,
     namesrv_addr: String,
     namespace: Option<String>,
@@ -110,6 +112,7 @@ pub fn default_offset_store_dir() -> PathBuf {
 impl Default for ConsumerConfig {
     fn default() -> Self {
         ConsumerConfig {
+            route_limits: RouteLimits::default(),
             group: String::new(),
             namesrv_addr: String::new(),
             namespace: None,
@@ -141,6 +144,13 @@ impl Default for ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// The limits topic routes are checked against before queues are built
+    /// from them (default: 1,024 queues per broker, 128 brokers; see
+    /// [`RouteLimits`]).
+    pub fn route_limits(&self) -> RouteLimits {
+        self.route_limits
+    }
+
     /// A builder starting from the defaults; `group` and a name server are required.
     pub fn builder() -> ConsumerConfigBuilder {
         ConsumerConfigBuilder { config: ConsumerConfig::default() }
@@ -279,6 +289,15 @@ macro_rules! setter {
 }
 
 impl ConsumerConfigBuilder {
+    /// Limits for topic routes from the name server (default
+    /// [`RouteLimits::default`]: 1,024 queues per broker, 128 brokers); a
+    /// route past them fails with
+    /// [`ProtocolError::RouteLimit`](crate::ProtocolError::RouteLimit).
+    pub fn route_limits(mut self, limits: RouteLimits) -> Self {
+        self.config.route_limits = limits;
+        self
+    }
+
     /// Consumer group (required).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.config.group = group.into();

@@ -144,7 +144,7 @@ impl Instance {
         let client_id = config.client_id().map(str::to_string).unwrap_or_else(crate::broker::default_client_id);
         let client_config =
             ClientConfig::builder().client_id(client_id.clone()).request_timeout(config.request_timeout()).build()?;
-        let namesrv = NameServerClient::new(config.namesrv_addr())?;
+        let namesrv = NameServerClient::new(config.namesrv_addr())?.with_route_limits(config.route_limits());
         Ok(Instance {
             group: config.with_namespace(config.group()),
             client_id,

@@ -1,9 +1,22 @@
 //! One TCP connection to a name server or broker, shared by many threads.
+//!
+//! # Timeouts and desynchronised streams
+//! A request that times out normally leaves the connection open: a slow
+//! answer is simply dropped when it arrives. But a peer stuck half-way
+//! through a frame leaves the stream out of step, and every later request
+//! would time out behind it. So a timeout closes the connection (every
+//! waiter gets [`Error::ConnectionClosed`], [`Connection::is_closed`] turns
+//! true and owners open a new one on the next call) when
+//! - the reader holds part of a frame at that moment (the stream may be
+//!   desynchronised), or
+//! - it is the [`MAX_CONSECUTIVE_TIMEOUTS`]th timeout in a row with no
+//!   response received in between (3, so a dead-but-open socket is given up
+//!   after three request timeouts).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -18,6 +31,9 @@ use crate::protocol::{
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Default socket write timeout: 3 s.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Consecutive request timeouts (no response received in between) after
+/// which a connection is closed: 3.
+pub const MAX_CONSECUTIVE_TIMEOUTS: u32 = 3;
 
 /// Answers requests that the peer starts (transaction check-back, consumer
 /// ids changed, ...). It runs on the connection's reader thread, so it must
@@ -84,6 +100,10 @@ struct Shared {
     failure: Mutex<Option<Failure>>,
     handler: Mutex<Option<RequestHandler>>,
     max_frame_size: usize,
+    /// Bytes of an incomplete frame the reader holds (0 between frames).
+    partial: AtomicUsize,
+    /// Request timeouts since the last response arrived.
+    timeouts: AtomicU32,
 }
 
 static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);
@@ -142,6 +162,7 @@ impl Shared {
 
     fn dispatch(&self, cmd: RemotingCommand) {
         if cmd.is_response() {
+            self.timeouts.store(0, Ordering::SeqCst);
             let waiter = lock(&self.pending).remove(&cmd.opaque);
             if let Some(waiter) = waiter {
                 self.wake(waiter, Ok(cmd));
@@ -183,6 +204,7 @@ impl Shared {
                 }
             }
             buf.drain(..start);
+            self.partial.store(buf.len(), Ordering::SeqCst);
             match stream.read(&mut chunk) {
                 Ok(0) => return self.fail(Failure::Closed("closed by peer".into())),
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -238,6 +260,14 @@ pub(crate) fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
     if host.is_empty() {
         return Err(invalid("empty host"));
     }
+    // Refused without asking a resolver: DNS names are at most 253 bytes,
+    // and digits and dots that are not an IPv4 address name no host.
+    if host.len() > 253 {
+        return Err(invalid("host longer than 253 bytes"));
+    }
+    if host.bytes().all(|b| b.is_ascii_digit() || b == b'.') && host.parse::<std::net::Ipv4Addr>().is_err() {
+        return Err(invalid("not an IPv4 address"));
+    }
     if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
         return Err(invalid("IPv6 hosts must be written as [addr]:port"));
     }
@@ -292,6 +322,8 @@ impl Connection {
             failure: Mutex::new(None),
             handler: Mutex::new(None),
             max_frame_size: config.max_frame_size,
+            partial: AtomicUsize::new(0),
+            timeouts: AtomicU32::new(0),
         });
         let for_thread = Arc::clone(&shared);
         let name = format!("rocketmq-conn-{}", NEXT_READER.fetch_add(1, Ordering::Relaxed));
@@ -333,6 +365,9 @@ impl Connection {
     }
 
     /// Sends a request and waits up to `timeout` for its response.
+    ///
+    /// A timeout may close the connection (see the module docs); the
+    /// timed-out call still returns [`Error::Timeout`].
     pub fn invoke(&self, mut cmd: RemotingCommand, timeout: Duration) -> Result<RemotingCommand> {
         let opaque = self.prepare(&mut cmd)?;
         cmd.flag &= !FLAG_ONEWAY;
@@ -352,6 +387,7 @@ impl Connection {
             Ok(Err(failure)) => Err(self.shared.failure_error(failure)),
             Err(RecvTimeoutError::Timeout) => {
                 lock(&self.shared.pending).remove(&opaque);
+                self.after_timeout();
                 Err(Error::Timeout {
                     operation: crate::protocol::codes::request_name(cmd.code),
                     addr: self.shared.addr.clone(),
@@ -401,6 +437,20 @@ impl Connection {
         response.opaque = request.opaque;
         response.flag |= FLAG_RESPONSE;
         self.shared.write(&response.encode())
+    }
+
+    /// Closes the connection after a timeout when the stream may be out of
+    /// step (see the module docs).
+    fn after_timeout(&self) {
+        let in_a_row = self.shared.timeouts.fetch_add(1, Ordering::SeqCst) + 1;
+        let partial = self.shared.partial.load(Ordering::SeqCst);
+        if partial > 0 {
+            let reason = format!("closed after a timeout with {partial} bytes of a frame half read");
+            self.shared.fail(Failure::Closed(reason));
+        } else if in_a_row >= MAX_CONSECUTIVE_TIMEOUTS {
+            let reason = format!("closed after {in_a_row} request timeouts in a row");
+            self.shared.fail(Failure::Closed(reason));
+        }
     }
 
     /// Sends a request with the oneway flag and returns once it is written.

@@ -6,4 +6,5 @@ pub(crate) mod fanout;
 pub(crate) use connection::resolve as connection_resolve;
 pub use connection::{
     Connection, ConnectionConfig, RequestHandler, ResponseCallback, DEFAULT_CONNECT_TIMEOUT, DEFAULT_WRITE_TIMEOUT,
+    MAX_CONSECUTIVE_TIMEOUTS,
 };

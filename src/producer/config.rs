@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::env::{env_error, parse_env};
 use crate::error::{Error, Result};
+use crate::protocol::route::RouteLimits;
 use crate::validate;
 
 /// Send timeout (Java `sendMsgTimeout`): 3 s.
@@ -68,6 +69,7 @@ pub enum Preset {
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProducerConfig {
+    route_limits: RouteLimits,
     group: String,
     client_id: Option<String>,
     namesrv_addr: String,
@@ -89,6 +91,7 @@ pub struct ProducerConfig {
 impl Default for ProducerConfig {
     fn default() -> Self {
         ProducerConfig {
+            route_limits: RouteLimits::default(),
             group: String::new(),
             client_id: None,
             namesrv_addr: String::new(),
@@ -119,6 +122,13 @@ macro_rules! getters {
 }
 
 impl ProducerConfig {
+    /// The limits topic routes are checked against before queues are built
+    /// from them (default: 1,024 queues per broker, 128 brokers; see
+    /// [`RouteLimits`]).
+    pub fn route_limits(&self) -> RouteLimits {
+        self.route_limits
+    }
+
     /// A builder with Java's defaults.
     pub fn builder() -> ProducerConfigBuilder {
         ProducerConfig::preset(Preset::Default)
@@ -271,6 +281,15 @@ pub const ENV_VARIABLES: &[&str] = &[
 ];
 
 impl ProducerConfigBuilder {
+    /// Limits for topic routes from the name server (default
+    /// [`RouteLimits::default`]: 1,024 queues per broker, 128 brokers); a
+    /// route past them fails with
+    /// [`ProtocolError::RouteLimit`](crate::ProtocolError::RouteLimit).
+    pub fn route_limits(mut self, limits: RouteLimits) -> Self {
+        self.config.route_limits = limits;
+        self
+    }
+
     /// Producer group (required).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.config.group = group.into();

@@ -398,7 +398,7 @@ impl Producer {
         let inner = Inner {
             group: config.with_namespace(config.group()),
             client_id: client_config.client_id().to_string(),
-            namesrv: NameServerClient::new(config.namesrv_addr())?,
+            namesrv: NameServerClient::new(config.namesrv_addr())?.with_route_limits(config.route_limits()),
             routes: TopicBrokerMapping::new(config.route_expiry()),
             router: MessageRouter::new(config.latency_aware()),
             clients: Mutex::new(HashMap::new()),

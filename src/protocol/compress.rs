@@ -3,13 +3,25 @@
 //! compression type in sys flag bits 8..=10 (LZ4 1, ZSTD 2, ZLIB 3; 0 means
 //! zlib, as 4.x writes it). Only zlib is supported, behind the
 //! `compression` feature.
+//!
+//! # Limits
+//! A compressed body is inflated incrementally into a buffer that starts
+//! small, doubles as needed and never grows past the caller's limit: a small body that would
+//! inflate to gigabytes (a "decompression bomb") ends in
+//! [`ProtocolError::InflateLimit`] once the limit is reached, and nothing
+//! beyond the limit is allocated. The limits the decoders use are in
+//! [`crate::protocol::message`] ([`MAX_INFLATED_BODY`](crate::protocol::message::MAX_INFLATED_BODY)
+//! per message, [`MAX_INFLATED_PER_RESPONSE`](crate::protocol::message::MAX_INFLATED_PER_RESPONSE)
+//! per pull response).
 
 use crate::error::ProtocolError;
 
 /// Compression type bits for zlib in the sys flag (5.x).
 pub const ZLIB_TYPE_BITS: i32 = 3 << 8;
 
-/// Inflates a body compressed with compression type `kind` (sys flag bits 8..=10).
+/// Inflates a body compressed with compression type `kind` (sys flag bits
+/// 8..=10) to at most `limit` bytes; more is [`ProtocolError::InflateLimit`]
+/// (with `scope` "message").
 pub fn inflate(data: &[u8], kind: i32, limit: usize) -> Result<Vec<u8>, ProtocolError> {
     match kind {
         0 | 3 => inflate_zlib(data, limit),
@@ -21,8 +33,42 @@ pub fn inflate(data: &[u8], kind: i32, limit: usize) -> Result<Vec<u8>, Protocol
 
 #[cfg(feature = "compression")]
 fn inflate_zlib(data: &[u8], limit: usize) -> Result<Vec<u8>, ProtocolError> {
-    miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(data, limit)
-        .map_err(|e| ProtocolError::Compression(format!("zlib: {:?}", e.status)))
+    use miniz_oxide::inflate::stream::{inflate, InflateState};
+    use miniz_oxide::{DataFormat, MZError, MZFlush, MZStatus};
+
+    let mut state = InflateState::new_boxed(DataFormat::Zlib);
+    // The output buffer starts small (the ratio is unknown, and a bomb must
+    // not reserve its announced size up front) and doubles, never past the
+    // limit. Once it is full at the limit, one more byte of output proves
+    // the body is over it.
+    let mut out = vec![0u8; data.len().saturating_mul(4).clamp(1024, 1 << 20).min(limit)];
+    let mut len = 0;
+    let mut probe = [0u8; 1];
+    let mut input = data;
+    loop {
+        if len == out.len() && out.len() < limit {
+            let target = len.saturating_mul(2).max(len + 1024).min(limit);
+            out.reserve_exact(target - len);
+            out.resize(target, 0);
+        }
+        let full = len == out.len();
+        let space = if full { &mut probe[..] } else { &mut out[len..] };
+        let res = inflate(&mut state, input, space, MZFlush::None);
+        if full && res.bytes_written > 0 {
+            return Err(ProtocolError::InflateLimit { limit, scope: "message" });
+        }
+        input = &input[res.bytes_consumed..];
+        len += if full { 0 } else { res.bytes_written };
+        match res.status {
+            Ok(MZStatus::StreamEnd) => {
+                out.truncate(len);
+                return Ok(out);
+            }
+            Ok(MZStatus::Ok) if res.bytes_written > 0 || res.bytes_consumed > 0 => {}
+            Ok(_) | Err(MZError::Buf) => return Err(ProtocolError::Compression("zlib: truncated stream".into())),
+            Err(e) => return Err(ProtocolError::Compression(format!("zlib: {e:?}"))),
+        }
+    }
 }
 
 #[cfg(not(feature = "compression"))]
@@ -54,8 +100,27 @@ mod tests {
         assert!(z.len() < 200);
         assert_eq!(inflate(&z, 0, 1 << 20).unwrap(), data);
         assert_eq!(inflate(&z, 3, 1 << 20).unwrap(), data);
-        assert!(inflate(&z, 0, 100).is_err());
+        assert_eq!(inflate(&z, 0, 100), Err(ProtocolError::InflateLimit { limit: 100, scope: "message" }));
+        assert_eq!(inflate(&z, 0, data.len()).unwrap(), data, "exactly the limit is fine");
+        assert!(matches!(inflate(&z[..z.len() - 6], 0, 1 << 20), Err(ProtocolError::Compression(_))));
         assert!(inflate(b"not zlib", 0, 1 << 20).is_err());
         assert!(inflate(&z, 1, 1 << 20).is_err());
+    }
+}
+
+#[cfg(all(test, feature = "compression"))]
+mod bomb_tests {
+    use super::*;
+
+    #[test]
+    fn a_bomb_stops_at_the_limit_without_reserving_more() {
+        // 16 MiB of zeros deflate to about 16 KiB.
+        let bomb = deflate_zlib(&vec![0u8; 16 << 20], 10).unwrap();
+        assert!(bomb.len() < 25_000, "{}", bomb.len());
+        let limit = 1 << 20;
+        assert_eq!(inflate(&bomb, 0, limit), Err(ProtocolError::InflateLimit { limit, scope: "message" }));
+        let ok = inflate(&bomb, 3, 16 << 20).unwrap();
+        assert_eq!(ok.len(), 16 << 20);
+        assert!(ok.capacity() <= 16 << 20, "capacity {} past the limit", ok.capacity());
     }
 }

@@ -1,5 +1,18 @@
 //! Messages: the user's [`Message`], the stored [`MessageExt`], properties,
 //! batch bodies, and the two message id formats.
+//!
+//! # Limits
+//! Compressed bodies are inflated incrementally and never past a limit
+//! (see [`crate::protocol::compress`]):
+//!
+//! | limit | default | over it |
+//! |---|---|---|
+//! | inflated body of one message (pull, transaction check-back) | [`MAX_INFLATED_BODY`] = 64 MiB | [`ProtocolError::InflateLimit`] with scope `"message"` |
+//! | inflated bodies of one pull response, all messages together | [`MAX_INFLATED_PER_RESPONSE`] = 64 MiB | [`ProtocolError::InflateLimit`] with scope `"response"` |
+//!
+//! Uncompressed bodies are bounded by the frame limit
+//! ([`DEFAULT_MAX_FRAME_SIZE`](crate::protocol::DEFAULT_MAX_FRAME_SIZE),
+//! 16 MiB): they are copied out of a frame that was already accepted.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -370,11 +383,38 @@ pub const MESSAGE_MAGIC_CODE_V1: i32 = -626843481;
 /// Magic code of stored messages, version 2 (2-byte topic length).
 pub const MESSAGE_MAGIC_CODE_V2: i32 = -626843477;
 
-/// Largest inflated body accepted from a compressed message (64 MiB).
+/// Largest inflated body accepted from one compressed message (64 MiB;
+/// the Java producer refuses bodies over 4 MiB before compressing them, and
+/// the broker's `maxMessageSize` is 4 MiB by default).
 pub const MAX_INFLATED_BODY: usize = 64 * 1024 * 1024;
 
-/// Decodes the concatenated stored messages of a pull body.
+/// Largest total of inflated bodies accepted from one pull response
+/// (64 MiB): four times the frame limit, and 32 messages (the default
+/// pull batch) of 2 MiB each. A response past it fails as a whole.
+pub const MAX_INFLATED_PER_RESPONSE: usize = 64 * 1024 * 1024;
+
+/// Decodes the concatenated stored messages of a pull body, with the
+/// default inflation limits ([`MAX_INFLATED_BODY`] per message,
+/// [`MAX_INFLATED_PER_RESPONSE`] in all).
 pub fn decode_messages(body: &[u8]) -> Result<Vec<MessageExt>, ProtocolError> {
+    decode_messages_limited(body, MAX_INFLATED_BODY, MAX_INFLATED_PER_RESPONSE)
+}
+
+/// [`decode_messages`] with explicit limits: compressed bodies inflate to at
+/// most `per_message` bytes each and `per_response` bytes together; past
+/// either, [`ProtocolError::InflateLimit`] and nothing more is allocated.
+///
+/// ```
+/// use rocketmq_blocking::protocol::message::decode_messages_limited;
+///
+/// assert!(decode_messages_limited(&[], 1024, 4096).unwrap().is_empty());
+/// ```
+pub fn decode_messages_limited(
+    body: &[u8],
+    per_message: usize,
+    per_response: usize,
+) -> Result<Vec<MessageExt>, ProtocolError> {
+    let mut budget = per_response;
     let mut out = Vec::new();
     let mut pos = 0;
     while pos < body.len() {
@@ -386,7 +426,18 @@ pub fn decode_messages(body: &[u8]) -> Result<Vec<MessageExt>, ProtocolError> {
         if size < 4 || size as usize > rest.len() {
             return Err(ProtocolError::BadMessage { offset: pos, reason: "total size out of range" });
         }
-        out.push(decode_message(&rest[..size as usize], pos)?);
+        let limit = per_message.min(budget);
+        let msg = decode_message_limited(&rest[..size as usize], pos, limit).map_err(|e| match e {
+            ProtocolError::InflateLimit { .. } if budget < per_message => {
+                ProtocolError::InflateLimit { limit: per_response, scope: "response" }
+            }
+            ProtocolError::InflateLimit { .. } => ProtocolError::InflateLimit { limit: per_message, scope: "message" },
+            other => other,
+        })?;
+        if msg.sys_flag & sys_flag::COMPRESSED != 0 {
+            budget -= msg.body.len();
+        }
+        out.push(msg);
         pos += size as usize;
     }
     Ok(out)
@@ -404,8 +455,14 @@ fn read_host(r: &mut Reader<'_>, v6: bool) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, u16::try_from(port).ok()?))
 }
 
-/// Decodes one stored message (exactly `buf`); `at` is used in errors.
+/// Decodes one stored message (exactly `buf`); `at` is used in errors. A
+/// compressed body inflates to at most [`MAX_INFLATED_BODY`] bytes.
 pub fn decode_message(buf: &[u8], at: usize) -> Result<MessageExt, ProtocolError> {
+    decode_message_limited(buf, at, MAX_INFLATED_BODY)
+}
+
+/// [`decode_message`] inflating a compressed body to at most `limit` bytes.
+pub fn decode_message_limited(buf: &[u8], at: usize, limit: usize) -> Result<MessageExt, ProtocolError> {
     let bad = |reason| ProtocolError::BadMessage { offset: at, reason };
     let mut r = Reader::new(buf);
     let store_size = r.i32().ok_or(bad("truncated"))?;
@@ -438,7 +495,7 @@ pub fn decode_message(buf: &[u8], at: usize) -> Result<MessageExt, ProtocolError
     let properties = decode_properties(props)?;
     let body = if sys_flag & sys_flag::COMPRESSED != 0 {
         let kind = (sys_flag & sys_flag::COMPRESSION_TYPE_MASK) >> 8;
-        compress::inflate(raw_body, kind, MAX_INFLATED_BODY)?
+        compress::inflate(raw_body, kind, limit)?
     } else {
         raw_body.to_vec()
     };
@@ -466,6 +523,79 @@ pub fn decode_message(buf: &[u8], at: usize) -> Result<MessageExt, ProtocolError
         msg_id,
         offset_msg_id,
     })
+}
+
+fn write_host(out: &mut Vec<u8>, host: SocketAddr) {
+    match host.ip() {
+        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+    }
+    out.extend_from_slice(&i32::from(host.port()).to_be_bytes());
+}
+
+/// Encodes a message in the broker's stored format, as a pull body carries
+/// it: the inverse of [`decode_message`] for test peers and tools.
+///
+/// `msg.body` is written as it is: for a compressed message pass the
+/// compressed bytes and set [`sys_flag::COMPRESSED`] in `msg.sys_flag`. The
+/// host fields follow the `BORNHOST_V6` / `STOREHOST_V6` bits of
+/// `sys_flag`, which this sets from the addresses. Topics longer than 255
+/// bytes use the version 2 magic code (2-byte topic length). The total size
+/// is computed; `store_size`, `msg_id` and `offset_msg_id` are ignored.
+///
+/// ```
+/// use rocketmq_blocking::protocol::message::{decode_messages, encode_stored_message};
+/// # use rocketmq_blocking::MessageExt;
+/// # let msg = MessageExt {
+/// #     topic: "T".into(), body: b"hi".to_vec(), flag: 0, properties: Default::default(),
+/// #     store_size: 0, body_crc: 0, queue_id: 1, queue_offset: 7, commit_log_offset: 0, sys_flag: 0,
+/// #     born_timestamp: 0, born_host: "127.0.0.1:1".parse().unwrap(), store_timestamp: 0,
+/// #     store_host: "127.0.0.1:2".parse().unwrap(), reconsume_times: 0,
+/// #     prepared_transaction_offset: 0, msg_id: String::new(), offset_msg_id: String::new(),
+/// # };
+/// let bytes = encode_stored_message(&msg);
+/// let back = decode_messages(&bytes)?;
+/// assert_eq!((back[0].queue_offset, back[0].body.as_slice()), (7, &b"hi"[..]));
+/// # Ok::<(), rocketmq_blocking::ProtocolError>(())
+/// ```
+pub fn encode_stored_message(msg: &MessageExt) -> Vec<u8> {
+    let props = encode_properties(&msg.properties);
+    let v2 = msg.topic.len() > usize::from(u8::MAX);
+    let mut sys = msg.sys_flag & !(sys_flag::BORNHOST_V6 | sys_flag::STOREHOST_V6);
+    if msg.born_host.is_ipv6() {
+        sys |= sys_flag::BORNHOST_V6;
+    }
+    if msg.store_host.is_ipv6() {
+        sys |= sys_flag::STOREHOST_V6;
+    }
+    let mut out = Vec::with_capacity(128 + msg.body.len() + msg.topic.len() + props.len());
+    out.extend_from_slice(&0i32.to_be_bytes()); // total size, set below
+    out.extend_from_slice(&if v2 { MESSAGE_MAGIC_CODE_V2 } else { MESSAGE_MAGIC_CODE_V1 }.to_be_bytes());
+    out.extend_from_slice(&msg.body_crc.to_be_bytes());
+    out.extend_from_slice(&msg.queue_id.to_be_bytes());
+    out.extend_from_slice(&msg.flag.to_be_bytes());
+    out.extend_from_slice(&msg.queue_offset.to_be_bytes());
+    out.extend_from_slice(&msg.commit_log_offset.to_be_bytes());
+    out.extend_from_slice(&sys.to_be_bytes());
+    out.extend_from_slice(&msg.born_timestamp.to_be_bytes());
+    write_host(&mut out, msg.born_host);
+    out.extend_from_slice(&msg.store_timestamp.to_be_bytes());
+    write_host(&mut out, msg.store_host);
+    out.extend_from_slice(&msg.reconsume_times.to_be_bytes());
+    out.extend_from_slice(&msg.prepared_transaction_offset.to_be_bytes());
+    out.extend_from_slice(&(msg.body.len() as i32).to_be_bytes());
+    out.extend_from_slice(&msg.body);
+    if v2 {
+        out.extend_from_slice(&(msg.topic.len() as u16).to_be_bytes());
+    } else {
+        out.push(msg.topic.len() as u8);
+    }
+    out.extend_from_slice(msg.topic.as_bytes());
+    out.extend_from_slice(&(props.len() as u16).to_be_bytes());
+    out.extend_from_slice(props.as_bytes());
+    let total = out.len() as i32;
+    out[..4].copy_from_slice(&total.to_be_bytes());
+    out
 }
 
 /// Encodes messages as a batch body (`SEND_BATCH_MESSAGE`): for each,
@@ -763,6 +893,67 @@ mod tests {
         let (s, n) = month_bounds(1_704_067_199_000);
         assert_eq!(s, 1_701_388_800_000);
         assert_eq!(n, 1_704_067_200_000);
+    }
+
+    fn stored(body: Vec<u8>, sys_flag: i32) -> MessageExt {
+        MessageExt {
+            topic: "T".into(),
+            body,
+            flag: 0,
+            properties: BTreeMap::new(),
+            store_size: 0,
+            body_crc: 0,
+            queue_id: 0,
+            queue_offset: 0,
+            commit_log_offset: 0,
+            sys_flag,
+            born_timestamp: 0,
+            born_host: "127.0.0.1:1".parse().unwrap(),
+            store_timestamp: 0,
+            store_host: "[::1]:2".parse().unwrap(),
+            reconsume_times: 0,
+            prepared_transaction_offset: 0,
+            msg_id: String::new(),
+            offset_msg_id: String::new(),
+        }
+    }
+
+    #[test]
+    fn stored_messages_round_trip() {
+        let mut m = stored(b"body".to_vec(), 0);
+        m.topic = "t".repeat(300);
+        m.properties.insert("K".into(), "V".into());
+        let bytes = [encode_stored_message(&m), encode_stored_message(&stored(Vec::new(), 0))].concat();
+        let back = decode_messages(&bytes).unwrap();
+        assert_eq!(back.len(), 2);
+        assert_eq!((back[0].topic.as_str(), back[0].body.as_slice()), (m.topic.as_str(), &b"body"[..]));
+        assert_eq!(back[0].property("K"), Some("V"));
+        assert_eq!(back[0].store_host, m.store_host);
+        assert_eq!(back[0].store_size as usize, bytes.len() - encode_stored_message(&stored(Vec::new(), 0)).len());
+    }
+
+    #[cfg(feature = "compression")]
+    #[test]
+    fn inflated_bytes_are_capped_per_message_and_per_response() {
+        let z = compress::deflate_zlib(&[7u8; 10_000], 5).unwrap();
+        let one = encode_stored_message(&stored(z, sys_flag::COMPRESSED));
+        let three = [one.clone(), one.clone(), one.clone()].concat();
+        assert_eq!(decode_messages_limited(&three, 10_000, 30_000).unwrap().len(), 3);
+        assert_eq!(
+            decode_messages_limited(&three, 9_999, 30_000),
+            Err(ProtocolError::InflateLimit { limit: 9_999, scope: "message" })
+        );
+        assert_eq!(
+            decode_messages_limited(&three, 10_000, 29_999),
+            Err(ProtocolError::InflateLimit { limit: 29_999, scope: "response" })
+        );
+        // Uncompressed bodies do not count against the inflation budget.
+        let plain = encode_stored_message(&stored(vec![1; 50_000], 0));
+        assert_eq!(decode_messages_limited(&[plain, one].concat(), 10_000, 10_000).unwrap().len(), 2);
+        assert_eq!(
+            decode_message_limited(&three[..three.len() / 3], 0, 10).unwrap_err().to_string(),
+            "compressed bodies inflate past the limit of 10 bytes per message"
+        );
     }
 
     #[test]

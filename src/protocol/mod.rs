@@ -17,4 +17,4 @@ pub use frame::{
     FLAG_RESPONSE,
 };
 pub use message::{Message, MessageExt, MessageQueue};
-pub use route::{BrokerData, ClusterInfo, QueueData, TopicRouteData};
+pub use route::{BrokerData, ClusterInfo, QueueData, RouteLimits, TopicRouteData};

@@ -4,6 +4,26 @@
 //! (`{"brokerAddrs":{0:"127.0.0.1:10911"}}`), which is not JSON.
 //! [`quote_integer_keys`] quotes exactly those keys; everything else must
 //! already be JSON, or parsing fails.
+//!
+//! # Limits
+//! A route says how many queues each broker serves, and the producer and
+//! the consumers make one entry per queue. The numbers are checked against
+//! [`RouteLimits`] before anything is built from them
+//! ([`NameServerClient::topic_route`](crate::NameServerClient::topic_route)
+//! does it for every route it returns), so a route announcing a million or
+//! `i32::MAX` queues costs nothing but a typed error:
+//!
+//! | limit | default | over it |
+//! |---|---|---|
+//! | read or write queues of one broker | [`DEFAULT_MAX_QUEUES_PER_BROKER`] = 1,024 (negative counts are refused) | [`ProtocolError::RouteLimit`] naming the topic, the broker and the number |
+//! | brokers of one route (queue data entries and broker data entries, each) | [`DEFAULT_MAX_BROKERS_PER_ROUTE`] = 128 | [`ProtocolError::RouteLimit`] |
+//!
+//! The Java client sets no limit of its own; the broker creates 8 queues per
+//! topic by default (`defaultTopicQueueNums`) and 4 for topics a producer
+//! creates on first send, and 0 is a valid count (a broker taken out of a
+//! topic during a migration). Raise the limits with
+//! [`NameServerClient::with_route_limits`](crate::NameServerClient::with_route_limits),
+//! `ProducerConfigBuilder::route_limits` or `ConsumerConfigBuilder::route_limits`.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +40,101 @@ pub const PERM_INHERIT: i32 = 1;
 
 /// Broker id of a master.
 pub const MASTER_ID: i64 = 0;
+
+/// Default most read or write queues one broker may announce for a topic: 1,024.
+pub const DEFAULT_MAX_QUEUES_PER_BROKER: i32 = 1024;
+/// Default most brokers one route may list: 128.
+pub const DEFAULT_MAX_BROKERS_PER_ROUTE: usize = 128;
+
+/// Limits a topic route must keep before the client builds anything from it
+/// (see the [module docs](self)).
+///
+/// ```
+/// use rocketmq_blocking::protocol::route::{QueueData, RouteLimits, TopicRouteData};
+/// use rocketmq_blocking::ProtocolError;
+///
+/// let limits = RouteLimits::default().with_max_queues_per_broker(16);
+/// let mut route = TopicRouteData::default();
+/// route.queue_datas.push(QueueData {
+///     broker_name: "broker-a".into(),
+///     read_queue_nums: 8,
+///     write_queue_nums: 1_000_000,
+///     perm: 6,
+///     topic_sys_flag: 0,
+/// });
+/// match limits.check("T", &route) {
+///     Err(ProtocolError::RouteLimit { broker, value, limit, .. }) => {
+///         assert_eq!((broker.as_str(), value, limit), ("broker-a", 1_000_000, 16));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimits {
+    max_queues_per_broker: i32,
+    max_brokers: usize,
+}
+
+impl Default for RouteLimits {
+    fn default() -> Self {
+        RouteLimits { max_queues_per_broker: DEFAULT_MAX_QUEUES_PER_BROKER, max_brokers: DEFAULT_MAX_BROKERS_PER_ROUTE }
+    }
+}
+
+impl RouteLimits {
+    /// Sets the most read or write queues of one broker (default 1,024).
+    pub fn with_max_queues_per_broker(mut self, n: u16) -> Self {
+        self.max_queues_per_broker = i32::from(n);
+        self
+    }
+
+    /// Sets the most brokers of one route (default 128).
+    pub fn with_max_brokers(mut self, n: u16) -> Self {
+        self.max_brokers = usize::from(n);
+        self
+    }
+
+    /// The most read or write queues of one broker.
+    pub fn max_queues_per_broker(&self) -> i32 {
+        self.max_queues_per_broker
+    }
+
+    /// The most brokers of one route.
+    pub fn max_brokers(&self) -> usize {
+        self.max_brokers
+    }
+
+    /// Checks `route` (of `topic`) against the limits. Costs nothing per
+    /// announced queue: only the numbers are read.
+    pub fn check(&self, topic: &str, route: &TopicRouteData) -> Result<(), ProtocolError> {
+        let refuse = |broker: &str, what: &'static str, value: i64, limit: i64| ProtocolError::RouteLimit {
+            topic: topic.to_string(),
+            broker: broker.chars().take(256).collect(),
+            what,
+            value,
+            limit,
+        };
+        let max_brokers = self.max_brokers as i64;
+        if route.queue_datas.len() > self.max_brokers {
+            return Err(refuse("", "queue data entries", route.queue_datas.len() as i64, max_brokers));
+        }
+        if route.broker_datas.len() > self.max_brokers {
+            return Err(refuse("", "broker data entries", route.broker_datas.len() as i64, max_brokers));
+        }
+        let max = i64::from(self.max_queues_per_broker);
+        for q in &route.queue_datas {
+            for (what, n) in [("write queues", q.write_queue_nums), ("read queues", q.read_queue_nums)] {
+                if n < 0 {
+                    return Err(refuse(&q.broker_name, what, i64::from(n), 0));
+                }
+                if i64::from(n) > max {
+                    return Err(refuse(&q.broker_name, what, i64::from(n), max));
+                }
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Queues of one topic on one broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +339,42 @@ mod tests {
         assert_eq!(r.broker_datas[0].master_addr(), Some("127.0.0.1:20911"));
         assert_eq!(r.broker_datas[0].broker_addrs[&1], "127.0.0.1:20921");
         assert!(r.queue_datas[0].is_writable());
+    }
+
+    fn route(write: i32, read: i32, brokers: usize) -> TopicRouteData {
+        let q = |i: usize| QueueData {
+            broker_name: format!("b{i}"),
+            read_queue_nums: read,
+            write_queue_nums: write,
+            perm: 6,
+            topic_sys_flag: 0,
+        };
+        TopicRouteData { queue_datas: (0..brokers).map(q).collect(), ..TopicRouteData::default() }
+    }
+
+    #[test]
+    fn route_limits_name_topic_broker_and_number() {
+        let limits = RouteLimits::default();
+        assert_eq!(limits.check("T", &route(1024, 0, 128)), Ok(()));
+        let over = |what, value, limit| ProtocolError::RouteLimit {
+            topic: "T".into(),
+            broker: "b0".into(),
+            what,
+            value,
+            limit,
+        };
+        assert_eq!(limits.check("T", &route(1025, 8, 1)), Err(over("write queues", 1025, 1024)));
+        assert_eq!(limits.check("T", &route(8, i32::MAX, 1)), Err(over("read queues", i64::from(i32::MAX), 1024)));
+        assert_eq!(limits.check("T", &route(-1, 8, 1)), Err(over("write queues", -1, 0)));
+        assert_eq!(limits.check("T", &route(8, i32::MIN, 1)), Err(over("read queues", i64::from(i32::MIN), 0)));
+        let e = limits.check("T", &route(1, 1, 129)).unwrap_err();
+        assert!(matches!(e, ProtocolError::RouteLimit { value: 129, limit: 128, .. }), "{e:?}");
+        assert!(e.to_string().contains("129"), "{e}");
+        let small = RouteLimits::default().with_max_queues_per_broker(4).with_max_brokers(2);
+        assert_eq!((small.max_queues_per_broker(), small.max_brokers()), (4, 2));
+        assert!(small.check("T", &route(5, 1, 1)).is_err());
+        assert!(small.check("T", &route(4, 4, 3)).is_err());
+        assert!(small.check("T", &route(4, 4, 2)).is_ok());
     }
 
     #[test]
