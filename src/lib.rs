@@ -150,8 +150,41 @@
 //! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
 //! | `rocketmq-producer-<n>` | [`Producer::start`], one per producer: route refresh and heartbeats | [`Producer::shutdown`] or `Drop` sets its stop flag and wakes its `Condvar`; joined |
 //! | `rocketmq-async-<n>` | [`Producer::start`], `async_threads` of them (default 4): run `send_async` | `shutdown` closes their queue (waiting sends get `NotRunning`); joined |
-//! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue; it sees that within 200 ms; joined |
+//! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue and abandons the checks still queued; it sees that within 200 ms; joined within 1 s |
 //! | `rocketmq-health-<n>` | [`broker::BrokerManager::start`], one per manager | [`broker::BrokerManager::shutdown`] or `Drop` of the manager wakes it (a `Condvar`, within a second even mid-interval) and joins it |
+//!
+//! No thread count depends on what a peer announces: a consumer's threads
+//! are fixed by its config, and the connections (one reader thread each)
+//! are one per broker address in routes bounded by the route limits below.
+//!
+//! # Limits
+//! Every count, length and queue that comes from the network is bounded:
+//!
+//! | what | limit | where |
+//! |---|---|---|
+//! | one frame | 16 MiB ([`protocol::DEFAULT_MAX_FRAME_SIZE`]) | [`net::ConnectionConfig::max_frame_size`] |
+//! | queues one broker announces for a topic | 1,024 read and write ([`protocol::route::DEFAULT_MAX_QUEUES_PER_BROKER`]) | [`protocol::route::RouteLimits`], checked by [`NameServerClient::topic_route`] before anything is built; configurable on the name server client and both configs |
+//! | brokers in one route | 128 ([`protocol::route::DEFAULT_MAX_BROKERS_PER_ROUTE`]) | same |
+//! | inflated (zlib) bytes | 64 MiB per message ([`protocol::message::MAX_INFLATED_BODY`]) and per pull response ([`protocol::message::MAX_INFLATED_PER_RESPONSE`]), inflated incrementally | [`Error::Protocol`] with [`ProtocolError::InflateLimit`] |
+//! | transaction check-backs waiting for the listener | 2,000 ([`producer::DEFAULT_CHECK_QUEUE`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue` |
+//! | async sends waiting for a thread | 10,000 ([`producer::DEFAULT_ASYNC_QUEUE`]); `send_async` then blocks | [`ProducerConfig`]`::async_queue` |
+//! | consumer pull threads | 2 ([`consumer::DEFAULT_PULL_THREADS`]), whatever the number of queues | [`ConsumerConfig::pull_threads`] |
+//! | messages pulled and not yet consumed, per queue | 1,000 messages or 100 MiB: pulling pauses | [`ConsumerConfig::pull_threshold_for_queue`], [`ConsumerConfig::pull_threshold_size_for_queue`] |
+//! | pulls per queue | one scheduled or in flight; after a failure, OFFSET_MOVED or an immediate "nothing" the next waits 3 s | [`ConsumerConfig::pull_error_delay`] |
+//! | offset resets from operations tools waiting | 16; more are dropped | consumer background thread |
+//! | timeouts in a row on one connection | 3 ([`net::MAX_CONSECUTIVE_TIMEOUTS`]), or one timeout with a frame half read: the connection is closed and reopened on next use | [`net::Connection`] |
+//!
+//! # Deadlines
+//! | call | returns within |
+//! |---|---|
+//! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect: 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
+//! | [`NameServerClient`] requests | its timeout, across every address together |
+//! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
+//! | [`Producer::shutdown`] | 500 ms for the unregisters ([`producer::SHUTDOWN_UNREGISTER_WAIT`], all brokers at once) + up to 1 s to join |
+//! | [`TransactionProducer::shutdown`] | the producer's, + 1 s for the check-back thread (queued checks abandoned) |
+//! | consumer `start` | one request timeout (heartbeats to every broker at once) |
+//! | consumer `shutdown` | the await-termination bound for a running listener call + one request timeout (offsets, unlocks, unregisters to every broker at once) + 1 s to join |
+//! | [`broker::BrokerManager::shutdown`] | 1 s |
 //!
 //! # Example
 //! ```no_run
