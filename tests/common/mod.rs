@@ -3,6 +3,7 @@
 //! `ROCKETMQ_NAMESRV_ADDR`.
 #![allow(dead_code)]
 
+pub mod java;
 pub mod peer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

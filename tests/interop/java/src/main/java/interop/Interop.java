@@ -32,6 +32,10 @@ import org.apache.rocketmq.common.message.MessageQueue;
  *
  * propsHex is the hex of the UTF-8 of the sorted "name=value" lines of all
  * properties. Exit status 0 only when all N messages were handled.
+ *
+ * With ROCKETMQ_ACCESS_KEY and ROCKETMQ_SECRET_KEY set, both sign their
+ * requests with the official AclClientRPCHook; INTEROP_CONSUMER_GROUP picks
+ * the consumer group (default: a unique one).
  */
 public final class Interop {
     private Interop() {}
@@ -87,7 +91,7 @@ public final class Interop {
     }
 
     static int produce(String topic, int n) throws Exception {
-        DefaultMQProducer p = new DefaultMQProducer(Peer.unique("interop_java_pg"));
+        DefaultMQProducer p = new DefaultMQProducer(Peer.unique("interop_java_pg"), Peer.aclHook());
         p.setNamesrvAddr(Peer.namesrv());
         p.setInstanceName(Peer.unique("interop-java-producer"));
         p.start();
@@ -113,7 +117,8 @@ public final class Interop {
     }
 
     static int consume(String topic, int n) throws Exception {
-        DefaultLitePullConsumer c = new DefaultLitePullConsumer(Peer.unique("interop_java_cg"));
+        DefaultLitePullConsumer c =
+            new DefaultLitePullConsumer(Peer.group("INTEROP_CONSUMER_GROUP", "interop_java_cg"), Peer.aclHook());
         c.setNamesrvAddr(Peer.namesrv());
         c.setInstanceName(Peer.unique("interop-java-consumer"));
         c.setAutoCommit(false);
