@@ -239,6 +239,7 @@ fn wrong_secret_or_no_credentials_is_an_authentication_error() {
     for (what, creds) in [("wrong secret", Some(&wrong)), ("no credentials", None)] {
         let c = client_as(creds, "broker-a");
         let err = c.send("acl_pg", &q, &Message::new(&acl.topic, "never stored")).unwrap_err();
+        eprintln!("{what}: {err}");
         assert!(matches!(err, Error::Authentication { .. }), "{what}: {err:?}");
         assert!(!err.is_retryable());
         let err = c.pull(&PullRequest::new(&acl.group, q.clone(), 0)).unwrap_err();
@@ -263,12 +264,14 @@ fn a_topic_or_group_the_user_may_not_use_is_an_authorization_error() {
     let forbidden_q = MessageQueue::new(&acl.forbidden, "broker-a", 0);
     let c = client_as(Some(&acl.user), "broker-a");
     let err = c.send("acl_pg", &forbidden_q, &Message::new(&acl.forbidden, "not allowed")).unwrap_err();
+    eprintln!("forbidden topic: {err}");
     assert!(matches!(err, Error::Authorization { .. }), "{err:?}");
     assert!(!err.is_retryable());
 
     // The right topic with a group the user may not subscribe with.
     let q = MessageQueue::new(&acl.topic, "broker-a", 0);
     let err = c.pull(&PullRequest::new(unique("acl_other_cg"), q, 0)).unwrap_err();
+    eprintln!("forbidden group: {err}");
     assert!(matches!(err, Error::Authorization { .. }), "{err:?}");
 
     // The admin may: the topic works, only the user is refused.
