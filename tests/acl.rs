@@ -26,8 +26,12 @@ use rocketmq_blocking::acl::Credentials;
 use rocketmq_blocking::broker::{BrokerClient, ClientConfig, PullRequest, PullStatus};
 use rocketmq_blocking::consumer::LitePullConsumer;
 use rocketmq_blocking::net::ConnectionConfig;
-use rocketmq_blocking::producer::{LocalTransactionState, Producer, TransactionProducer};
+use rocketmq_blocking::producer::{LocalTransactionState, Producer, ProducerConfigBuilder, TransactionProducer};
 use rocketmq_blocking::{Error, Message, MessageExt, MessageQueue, NameServerClient, TopicConfig};
+
+/// Sends to freshly started brokers on a busy 2-core machine may be slow
+/// (the Testing preset's 2 s is for warm ones).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The users and resources the harness set up.
 struct Acl {
@@ -84,6 +88,10 @@ fn topic_lock() -> MutexGuard<'static, ()> {
 fn ns_as(creds: &Credentials) -> NameServerClient {
     let config = ConnectionConfig { credentials: Some(creds.clone()), ..ConnectionConfig::default() };
     NameServerClient::with_config(&namesrv_addr(), config, Duration::from_secs(10)).unwrap()
+}
+
+fn producer_as(creds: &Credentials, group: &str) -> ProducerConfigBuilder {
+    producer_config(&unique(group)).send_timeout(SEND_TIMEOUT).credentials(creds.clone())
 }
 
 fn client_as(creds: Option<&Credentials>, broker: &str) -> BrokerClient {
@@ -149,7 +157,7 @@ fn right_key_sends_pulls_and_keeps_consumer_offsets() {
     let before = max_offsets(acl);
 
     // Producer: routes, heartbeats and sends, all signed.
-    let p = Producer::new(producer_config(&unique("acl_pg")).credentials(acl.user.clone()).build().unwrap()).unwrap();
+    let p = Producer::new(producer_as(&acl.user, "acl_pg").build().unwrap()).unwrap();
     p.start().unwrap();
     let sent: Vec<String> = (0..8).map(|i| format!("acl-send-{i}")).collect();
     let mut ids = BTreeSet::new();
@@ -209,7 +217,7 @@ fn transactions_commit_roll_back_and_answer_check_backs() {
         seen.lock().unwrap().push(m.msg_id.clone());
         LocalTransactionState::CommitMessage
     };
-    let config = producer_config(&unique("acl_tx_pg")).credentials(acl.user.clone()).build().unwrap();
+    let config = producer_as(&acl.user, "acl_tx_pg").build().unwrap();
     let tp = TransactionProducer::new(config, listener).unwrap();
     tp.start().unwrap();
     let mut unknown = String::new();
@@ -248,7 +256,7 @@ fn wrong_secret_or_no_credentials_is_an_authentication_error() {
 
     // Through the producer: refused on the first attempt, not retried, and
     // the secret shows nowhere.
-    let p = Producer::new(producer_config(&unique("acl_pg")).credentials(wrong.clone()).build().unwrap()).unwrap();
+    let p = Producer::new(producer_as(&wrong, "acl_pg").build().unwrap()).unwrap();
     p.start().unwrap();
     let err = p.send(&Message::new(&acl.topic, "never stored")).unwrap_err();
     // A single attempt's error comes back as itself (several would be SendFailed).
@@ -301,6 +309,7 @@ fn the_java_client_with_the_same_credentials_interoperates() {
         ("ROCKETMQ_ACCESS_KEY", acl.user.access_key()),
         ("ROCKETMQ_SECRET_KEY", acl.user_secret.as_str()),
         ("INTEROP_CONSUMER_GROUP", acl.group.as_str()),
+        ("INTEROP_SEND_TIMEOUT_MS", "10000"),
     ];
 
     // Java sends with the user's key; we pull what it reported.
