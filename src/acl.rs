@@ -18,8 +18,8 @@
 //! starts, which the broker does not check).
 //!
 //! A refused signature or an unknown user ends in
-//! [`Error::Authentication`](crate::Error::Authentication), a resource the
-//! user may not use in [`Error::Authorization`](crate::Error::Authorization).
+//! [`Error::Authentication`], a resource the
+//! user may not use in [`Error::Authorization`].
 
 use std::fmt;
 
