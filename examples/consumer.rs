@@ -1,6 +1,8 @@
 //! A push consumer: creates a topic, sends ten messages, consumes them with
 //! a concurrent listener and shuts down.
 //!
+//! `ROCKETMQ_EXAMPLE_TOPIC` names another topic than `ConsumerExampleTopic`.
+//!
 //! ```text
 //! eval "$(tests/broker/rocketmq.sh start)" && cargo run --example consumer
 //! ```
@@ -17,7 +19,8 @@ use rocketmq_blocking::{Error, Message, MessageExt, MessageQueue, NameServerClie
 
 fn main() -> Result<(), Error> {
     let namesrv = std::env::var("ROCKETMQ_NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:19876".into());
-    let topic = "ConsumerExampleTopic";
+    let topic = std::env::var("ROCKETMQ_EXAMPLE_TOPIC").unwrap_or_else(|_| "ConsumerExampleTopic".into());
+    let topic = topic.as_str();
     let ns = NameServerClient::new(&namesrv)?;
     ns.create_topic("DefaultCluster", &TopicConfig::new(topic).queues(4))?;
 

@@ -1,5 +1,7 @@
 //! Sends messages with the producer: sync, async, a batch and a delayed one.
 //!
+//! `ROCKETMQ_EXAMPLE_TOPIC` names another topic than `ExampleTopic`.
+//!
 //! ```text
 //! eval "$(tests/broker/rocketmq.sh start)" && cargo run --example producer
 //! ```
@@ -15,12 +17,14 @@ fn main() -> Result<(), rocketmq_blocking::Error> {
         .namesrv_addr("127.0.0.1:19876")
         .env_overrides()? // ROCKETMQ_NAMESRV_ADDR and ROCKETMQ_PRODUCER_* win
         .build()?;
-    NameServerClient::new(config.namesrv_addr())?.create_topic("DefaultCluster", &TopicConfig::new("ExampleTopic"))?;
+    let topic = std::env::var("ROCKETMQ_EXAMPLE_TOPIC").unwrap_or_else(|_| "ExampleTopic".into());
+    let topic = topic.as_str();
+    NameServerClient::new(config.namesrv_addr())?.create_topic("DefaultCluster", &TopicConfig::new(topic))?;
 
     let producer = Producer::new(config)?;
     producer.start()?;
 
-    let sent = producer.send(&Message::new("ExampleTopic", "hello").with_tags("greeting").with_keys(["k1"]))?;
+    let sent = producer.send(&Message::new(topic, "hello").with_tags("greeting").with_keys(["k1"]))?;
     println!(
         "sync: {} -> {}/{} offset {}",
         sent.msg_id, sent.queue.broker_name, sent.queue.queue_id, sent.queue_offset
@@ -29,7 +33,7 @@ fn main() -> Result<(), rocketmq_blocking::Error> {
     let (tx, rx) = mpsc::channel();
     for i in 0..10 {
         let tx = tx.clone();
-        producer.send_async(Message::new("ExampleTopic", format!("async {i}")), move |r| {
+        producer.send_async(Message::new(topic, format!("async {i}")), move |r| {
             let _ = tx.send(r);
         });
     }
@@ -37,11 +41,11 @@ fn main() -> Result<(), rocketmq_blocking::Error> {
     let ok = rx.iter().filter(|r| r.is_ok()).count();
     println!("async: {ok} of 10 acknowledged");
 
-    let batch: Vec<Message> = (0..5).map(|i| Message::new("ExampleTopic", format!("batch {i}"))).collect();
+    let batch: Vec<Message> = (0..5).map(|i| Message::new(topic, format!("batch {i}"))).collect();
     let b = producer.send_batch(&batch)?;
     println!("batch: ids {}", b.msg_id);
 
-    let d = producer.send(&Message::new("ExampleTopic", "in 10 seconds").with_delay_level(3))?;
+    let d = producer.send(&Message::new(topic, "in 10 seconds").with_delay_level(3))?;
     println!("delayed (level 3 = 10 s): {}", d.msg_id);
 
     for (broker, health) in producer.stats().brokers {

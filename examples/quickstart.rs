@@ -1,5 +1,7 @@
 //! Creates a topic, sends one message, pulls it back and prints its ids.
 //!
+//! `ROCKETMQ_EXAMPLE_TOPIC` names another topic than `QuickstartTopic`.
+//!
 //! ```text
 //! eval "$(tests/broker/rocketmq.sh start)" && cargo run --example quickstart
 //! ```
@@ -10,7 +12,8 @@ use rocketmq_blocking::{Message, MessageQueue, NameServerClient, TopicConfig};
 fn main() -> Result<(), rocketmq_blocking::Error> {
     let namesrv = std::env::var("ROCKETMQ_NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:19876".into());
     let ns = NameServerClient::new(&namesrv)?;
-    let topic = "QuickstartTopic";
+    let topic = std::env::var("ROCKETMQ_EXAMPLE_TOPIC").unwrap_or_else(|_| "QuickstartTopic".into());
+    let topic = topic.as_str();
     let brokers = ns.create_topic("DefaultCluster", &TopicConfig::new(topic).queues(4))?;
     println!("topic {topic} created on {brokers:?}");
 

@@ -14,8 +14,8 @@
 //! | other `NO_PERMISSION` (16) | [`Error::NoPermission`] |
 //! | `SYSTEM_ERROR` (1), `SERVICE_NOT_AVAILABLE` (14), `REQUEST_CODE_NOT_SUPPORTED` (3), `VERSION_NOT_SUPPORTED` (15), `GO_AWAY` (1500) | [`Error::System`] |
 //! | `MESSAGE_ILLEGAL` (13) during a send | [`Error::MessageSend`] |
-//! | `SUBSCRIPTION_*` (23–26), `FILTER_DATA_*` (27–28) during a pull | [`Error::MessagePull`] |
-//! | `QUERY_NOT_FOUND` (22) during an offset query | [`Error::Offset`] |
+//! | `SUBSCRIPTION_*` (23–26), `FILTER_DATA_*` (27–28) during a pull | [`Error::MessagePull`], with the topic and queue id |
+//! | any other code during an offset operation (`QUERY_NOT_FOUND` 22, `SUBSCRIPTION_GROUP_NOT_EXIST` 26, ...) | [`Error::Offset`], with the topic and queue id |
 //! | `TRANSACTION_FAILED` (4) | [`Error::Transaction`] |
 //! | `NOT_LEADER_FOR_QUEUE` (501) | [`Error::QueueNotFound`] |
 //! | anything else | [`Error::Broker`] |
@@ -32,6 +32,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Bytes that do not follow the remoting protocol.
 ///
 /// Decoding never panics: every malformed input ends in one of these.
+///
+/// ```
+/// use rocketmq_blocking::protocol::TopicRouteData;
+/// use rocketmq_blocking::ProtocolError;
+///
+/// let err = TopicRouteData::from_json(b"{not json").unwrap_err();
+/// assert!(matches!(err, ProtocolError::InvalidJson { what: "topic route", .. }), "{err}");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolError {
@@ -102,6 +110,22 @@ pub enum ProtocolError {
 ///
 /// Match on the variant to decide what to do; [`Error::is_retryable`] and
 /// [`Error::is_timeout`] answer the common questions.
+///
+/// ```
+/// use rocketmq_blocking::error::{OperationKind, ResponseContext};
+/// use rocketmq_blocking::protocol::ResponseCode;
+/// use rocketmq_blocking::Error;
+///
+/// // A pull the broker refused, as `BrokerClient::pull` reports it.
+/// let ctx = ResponseContext { operation: "pull message", kind: OperationKind::Pull, addr: "127.0.0.1:10911", topic: "Orders", queue_id: 2 };
+/// let err = Error::from_response(ResponseCode::SubscriptionNotExist, Some("no subscription"), ctx);
+/// match &err {
+///     Error::MessagePull { topic, queue_id, .. } => assert_eq!((topic.as_str(), *queue_id), ("Orders", 2)),
+///     other => panic!("{other}"),
+/// }
+/// assert_eq!(err.response_code(), Some(ResponseCode::SubscriptionNotExist));
+/// assert!(!err.is_retryable());
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -238,7 +262,7 @@ pub enum Error {
         addr: String,
     },
     /// The broker refused a pull (subscription or filter problems).
-    #[error("pull from {addr} refused (code {}): {remark}", code.as_i32())]
+    #[error("pull of {topic:?} queue {queue_id} from {addr} refused (code {}): {remark}", code.as_i32())]
     MessagePull {
         /// Response code.
         code: ResponseCode,
@@ -246,9 +270,13 @@ pub enum Error {
         remark: String,
         /// Broker address.
         addr: String,
+        /// The topic pulled.
+        topic: String,
+        /// The queue pulled.
+        queue_id: i32,
     },
     /// An offset could not be read or written.
-    #[error("offset operation {operation} on {addr} failed (code {}): {remark}", code.as_i32())]
+    #[error("offset operation {operation} of {topic:?} queue {queue_id} on {addr} failed (code {}): {remark}", code.as_i32())]
     Offset {
         /// Response code.
         code: ResponseCode,
@@ -258,6 +286,10 @@ pub enum Error {
         operation: &'static str,
         /// Broker address.
         addr: String,
+        /// The topic of the offset.
+        topic: String,
+        /// The queue of the offset.
+        queue_id: i32,
     },
     /// A transaction operation failed.
     #[error("transaction operation on {addr} failed: {remark}")]
@@ -422,9 +454,11 @@ impl Error {
             | R::FilterDataNotLatest
                 if ctx.kind == OperationKind::Pull =>
             {
-                Error::MessagePull { code, remark, addr }
+                Error::MessagePull { code, remark, addr, topic: ctx.topic.to_string(), queue_id: ctx.queue_id }
             }
-            _ if ctx.kind == OperationKind::Offset => Error::Offset { code, remark, operation, addr },
+            _ if ctx.kind == OperationKind::Offset => {
+                Error::Offset { code, remark, operation, addr, topic: ctx.topic.to_string(), queue_id: ctx.queue_id }
+            }
             _ => Error::Broker { code, remark, operation, addr },
         }
     }
@@ -560,6 +594,17 @@ impl From<ProtocolError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pull_and_offset_errors_name_topic_and_queue() {
+        let ctx = |kind| ResponseContext { operation: "op", kind, addr: "b:1", topic: "T", queue_id: 3 };
+        let pull = Error::from_response(ResponseCode::SubscriptionNotExist, Some("r"), ctx(OperationKind::Pull));
+        assert!(matches!(pull, Error::MessagePull { ref topic, queue_id: 3, .. } if topic == "T"), "{pull:?}");
+        assert!(pull.to_string().contains("\"T\" queue 3"), "{pull}");
+        let offset = Error::from_response(ResponseCode::QueryNotFound, None, ctx(OperationKind::Offset));
+        assert!(matches!(offset, Error::Offset { ref topic, queue_id: 3, .. } if topic == "T"), "{offset:?}");
+        assert!(offset.to_string().contains("\"T\" queue 3"), "{offset}");
+    }
 
     fn classify(code: ResponseCode, remark: &str) -> Error {
         let ctx =

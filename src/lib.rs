@@ -6,6 +6,126 @@
 //! `serde_json`, `thiserror`, plus `miniz_oxide` behind the default
 //! `compression` feature for zlib bodies).
 //!
+//! # Getting started
+//! From an empty project to a message produced and consumed.
+//!
+//! **1. Add the crate** to `Cargo.toml`:
+//!
+//! ```toml
+//! [dependencies]
+//! rocketmq-blocking = "0.1"
+//! ```
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `compression` | on | zlib bodies (`miniz_oxide`): bodies over 4 KiB are compressed when sent, compressed bodies from other clients are inflated; without it such bodies are refused with a typed error |
+//!
+//! `default-features = false` leaves exactly the four runtime dependencies.
+//!
+//! **2. Have a name server and brokers.** Any Apache RocketMQ 4.x or 5.x
+//! cluster will do; this repository's `tests/broker/rocketmq.sh start`
+//! starts one on 127.0.0.1 and prints `ROCKETMQ_NAMESRV_ADDR=...`. The
+//! configs read that variable (else `NAMESRV_ADDR`) through `env_overrides`.
+//!
+//! **3. Create a topic** (brokers with `autoCreateTopicEnable` create one on
+//! first send, but production clusters usually turn that off):
+//!
+//! ```no_run
+//! use rocketmq_blocking::{NameServerClient, TopicConfig};
+//!
+//! let ns = NameServerClient::new("127.0.0.1:9876")?;
+//! let brokers = ns.create_topic("DefaultCluster", &TopicConfig::new("Orders").queues(4))?;
+//! println!("created on {brokers:?}");
+//! # Ok::<(), rocketmq_blocking::Error>(())
+//! ```
+//!
+//! **4. Produce.** A [`Producer`] finds the topic's route, picks a queue,
+//! retries on another broker and returns where the broker stored the
+//! message. Build it once and share it (`&Producer` is `Send + Sync`):
+//!
+//! ```no_run
+//! use rocketmq_blocking::producer::{Producer, ProducerConfig};
+//! use rocketmq_blocking::Message;
+//!
+//! let config = ProducerConfig::builder()
+//!     .group("orders-producer")
+//!     .namesrv_addr("127.0.0.1:9876")
+//!     .env_overrides()? // ROCKETMQ_NAMESRV_ADDR, ROCKETMQ_PRODUCER_* win
+//!     .build()?;
+//! let producer = Producer::new(config)?;
+//! producer.start()?;
+//! let msg = Message::new("Orders", "order #1").with_tags("created").with_keys(["order-1"]);
+//! let sent = producer.send(&msg)?;
+//! println!("{} stored in {:?} at offset {}", sent.msg_id, sent.queue, sent.queue_offset);
+//! producer.shutdown(); // also done by Drop
+//! # Ok::<(), rocketmq_blocking::Error>(())
+//! ```
+//!
+//! **5. Consume**, either pushed to a listener on worker threads, with the
+//! group's offsets kept at the broker ...
+//!
+//! ```no_run
+//! use rocketmq_blocking::consumer::{ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, PushConsumer};
+//! use rocketmq_blocking::MessageExt;
+//!
+//! let config = ConsumerConfig::builder()
+//!     .group("billing")
+//!     .namesrv_addr("127.0.0.1:9876")
+//!     .consume_from_where(ConsumeFromWhere::FirstOffset) // a new group starts at the beginning
+//!     .build()?;
+//! let consumer = PushConsumer::new(config)?;
+//! consumer.subscribe("Orders", "created || paid")?;
+//! consumer.register_concurrently(|msgs: &[MessageExt], _ctx: &mut _| {
+//!     for m in msgs {
+//!         println!("{} {:?}", m.msg_id, String::from_utf8_lossy(&m.body));
+//!     }
+//!     ConsumeConcurrentlyStatus::ConsumeSuccess // or ReconsumeLater: delivered again later
+//! })?;
+//! consumer.start()?;
+//! std::thread::sleep(std::time::Duration::from_secs(10));
+//! consumer.shutdown(); // commits offsets, joins its threads
+//! # Ok::<(), rocketmq_blocking::Error>(())
+//! ```
+//!
+//! ... or polled by your own loop:
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use rocketmq_blocking::consumer::{ConsumerConfig, LitePullConsumer};
+//!
+//! let config = ConsumerConfig::builder().group("audit").namesrv_addr("127.0.0.1:9876").build()?;
+//! let consumer = LitePullConsumer::new(config)?;
+//! consumer.subscribe("Orders", "*")?;
+//! consumer.start()?;
+//! for m in consumer.poll(Duration::from_secs(1))? {
+//!     println!("offset {} {:?}", m.queue_offset, String::from_utf8_lossy(&m.body));
+//! }
+//! consumer.shutdown();
+//! # Ok::<(), rocketmq_blocking::Error>(())
+//! ```
+//!
+//! **6. Handle errors.** Every call returns [`Result`] with the one
+//! [`Error`] enum: match the variants you care about and ask the helpers for
+//! the rest.
+//!
+//! ```no_run
+//! # use rocketmq_blocking::{producer::Producer, Error, Message};
+//! # fn send(producer: &Producer) {
+//! match producer.send(&Message::new("Orders", "order #2")) {
+//!     Ok(sent) => println!("stored at offset {}", sent.queue_offset),
+//!     Err(Error::TopicNotFound { topic, .. }) => eprintln!("create {topic} first"),
+//!     Err(e) if e.is_retryable() => eprintln!("try again later: {e}"),
+//!     Err(e) => eprintln!("giving up: {e} (broker code {:?})", e.response_code()),
+//! }
+//! # }
+//! ```
+//!
+//! **Next**: the runnable programs in `examples/` (quickstart, producer,
+//! consumer, lite pull, orderly, transaction, broker manager) and the `rmq`
+//! command line, `cargo run --example rmq -- --help`, which sends,
+//! consumes, shows routes, clusters and per-queue offsets and lag, creates
+//! topics and benchmarks from a shell.
+//!
 //! # Layers
 //! Each layer uses only the ones below it.
 //!
@@ -26,9 +146,9 @@
 //! | thread name | started by | stops when |
 //! |---|---|---|
 //! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
-//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal | `shutdown` (or `Drop`) signals its `Condvar`; joined |
-//! | `rocketmq-pull-<n>` | a consumer, one per assigned queue (long-polling pull loop) | the queue is taken away by a rebalance (ends when its parked pull returns; joined by the rebalance thread) or `shutdown` closes the connections (ends at once; joined) |
-//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`] with a concurrent listener, [`consumer::ConsumerConfig::consume_threads`] of them (default 20) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
+//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal, readying new queues | `shutdown` (or `Drop`) signals its `Condvar` and closes the connections it may be waiting on; joined |
+//! | `rocketmq-pull-<n>` | a consumer's `start`, [`consumer::ConsumerConfig::pull_threads`] of them (default 2), whatever the number of queues: send every queue's pulls without waiting, decode the answers | `shutdown` stops their schedule and wakes them; joined |
+//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
 //! | `rocketmq-producer-<n>` | [`Producer::start`], one per producer: route refresh and heartbeats | [`Producer::shutdown`] or `Drop` sets its stop flag and wakes its `Condvar`; joined |
 //! | `rocketmq-async-<n>` | [`Producer::start`], `async_threads` of them (default 4): run `send_async` | `shutdown` closes their queue (waiting sends get `NotRunning`); joined |
 //! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue; it sees that within 200 ms; joined |
@@ -49,6 +169,9 @@
 
 #[cfg(feature = "acl")]
 pub mod acl;
+#[macro_use]
+mod logging;
+
 pub mod broker;
 pub mod consumer;
 mod env;

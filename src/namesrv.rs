@@ -30,6 +30,14 @@ pub fn parse_address_list(list: &str) -> Result<Vec<String>> {
 }
 
 /// What to create with [`NameServerClient::create_topic`].
+///
+/// ```
+/// use rocketmq_blocking::TopicConfig;
+///
+/// // 4 read and 4 write queues per broker, read-only (perm 4).
+/// let config = TopicConfig::new("Orders").queues(4).perm(4);
+/// assert_eq!((config.read_queue_nums, config.write_queue_nums, config.perm), (4, 4, 4));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicConfig {
     /// Topic name.
@@ -144,11 +152,12 @@ impl NameServerClient {
         Ok(c)
     }
 
-    /// Closes the cached connection (and joins its reader thread); the next
-    /// request opens a new one.
+    /// Closes the cached connection (a request waiting on it fails at once;
+    /// its reader thread ends); the next request opens a new one.
     pub fn close(&self) {
-        let conn = lock(&self.conn).take();
-        drop(conn);
+        if let Some((_, conn)) = lock(&self.conn).take() {
+            conn.close();
+        }
     }
 
     /// Sends a request to the first name server that answers.

@@ -25,6 +25,8 @@ if [ "$#" -eq 0 ]; then
   set -- --all-targets
 fi
 cargo test --all-features "$@"
+# Extra checks that need the running brokers (CI: the aarch64 cross build under qemu).
+if [ -n "${ROCKETMQ_AFTER_TESTS:-}" ]; then bash -c "$ROCKETMQ_AFTER_TESTS"; fi
 # Doc tests (--all-targets leaves them out).
 if [ "$*" = "--all-targets" ]; then
   cargo test --all-features --doc

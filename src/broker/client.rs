@@ -408,7 +408,7 @@ impl BrokerClient {
         Error::from_response(resp.response_code(), resp.remark.as_deref(), ctx)
     }
 
-    fn expect_success(
+    pub(crate) fn expect_success(
         &self,
         resp: &RemotingCommand,
         operation: &'static str,
@@ -588,6 +588,14 @@ impl BrokerClient {
 
     /// Pulls messages.
     pub fn pull(&self, req: &PullRequest) -> Result<PullResult> {
+        let (cmd, timeout) = self.pull_command(req)?;
+        let resp = self.conn.invoke(cmd, timeout)?;
+        self.pull_result(req, resp)
+    }
+
+    /// The PULL_MESSAGE request for `req`, and how long to wait for its
+    /// answer (request timeout + broker suspend).
+    pub(crate) fn pull_command(&self, req: &PullRequest) -> Result<(RemotingCommand, Duration)> {
         validate::check_group(&req.consumer_group)?;
         validate::check_topic(&req.queue.topic)?;
         validate::check_queue_id(req.queue.queue_id)?;
@@ -621,7 +629,11 @@ impl BrokerClient {
             broker_name: Some(req.queue.broker_name.clone()),
         };
         let cmd = RemotingCommand::request(request::PULL_MESSAGE).with_ext_fields(header.to_ext_fields());
-        let resp = self.conn.invoke(cmd, self.config.request_timeout + suspend)?;
+        Ok((cmd, self.config.request_timeout + suspend))
+    }
+
+    /// Reads the answer to the pull `req`.
+    pub(crate) fn pull_result(&self, req: &PullRequest, resp: RemotingCommand) -> Result<PullResult> {
         let status = match resp.response_code() {
             ResponseCode::Success => PullStatus::Found,
             ResponseCode::PullNotFound => PullStatus::NoNewMsg,
@@ -664,7 +676,12 @@ impl BrokerClient {
         }
     }
 
-    fn update_offset_command(&self, group: &str, queue: &MessageQueue, offset: i64) -> Result<RemotingCommand> {
+    pub(crate) fn update_offset_command(
+        &self,
+        group: &str,
+        queue: &MessageQueue,
+        offset: i64,
+    ) -> Result<RemotingCommand> {
         validate::check_group(group)?;
         if offset < 0 {
             return Err(Error::invalid("offset", format!("{offset} is negative")));
@@ -721,9 +738,27 @@ impl BrokerClient {
 
     /// Sends a heartbeat (producer and consumer groups of this client).
     pub fn heartbeat(&self, data: &HeartbeatData) -> Result<()> {
-        let cmd = RemotingCommand::request(request::HEART_BEAT).with_body(Self::json_body(data));
-        let resp = self.call(cmd)?;
+        let resp = self.call(Self::heartbeat_command(data))?;
         self.expect_success(&resp, "heartbeat", OperationKind::Other, "", -1)
+    }
+
+    /// The HEART_BEAT request.
+    pub(crate) fn heartbeat_command(data: &HeartbeatData) -> RemotingCommand {
+        RemotingCommand::request(request::HEART_BEAT).with_body(Self::json_body(data))
+    }
+
+    /// The UNREGISTER_CLIENT request.
+    pub(crate) fn unregister_command(
+        client_id: &str,
+        producer_group: Option<&str>,
+        consumer_group: Option<&str>,
+    ) -> RemotingCommand {
+        let h = UnregisterClientRequestHeader {
+            client_id: client_id.to_string(),
+            producer_group: producer_group.map(str::to_string),
+            consumer_group: consumer_group.map(str::to_string),
+        };
+        RemotingCommand::request(request::UNREGISTER_CLIENT).with_ext_fields(h.to_ext_fields())
     }
 
     /// Unregisters a client from a producer and/or consumer group.
@@ -733,13 +768,7 @@ impl BrokerClient {
         producer_group: Option<&str>,
         consumer_group: Option<&str>,
     ) -> Result<()> {
-        let h = UnregisterClientRequestHeader {
-            client_id: client_id.to_string(),
-            producer_group: producer_group.map(str::to_string),
-            consumer_group: consumer_group.map(str::to_string),
-        };
-        let resp =
-            self.call(RemotingCommand::request(request::UNREGISTER_CLIENT).with_ext_fields(h.to_ext_fields()))?;
+        let resp = self.call(Self::unregister_command(client_id, producer_group, consumer_group))?;
         self.expect_success(&resp, "unregister client", OperationKind::Other, "", -1)
     }
 
@@ -764,14 +793,19 @@ impl BrokerClient {
 
     /// Releases queue locks and waits for the broker.
     pub fn unlock_batch_mq(&self, group: &str, client_id: &str, queues: &[MessageQueue]) -> Result<()> {
+        let resp = self.call(Self::unlock_command(group, client_id, queues))?;
+        self.expect_success(&resp, "unlock queues", OperationKind::Other, "", -1)
+    }
+
+    /// The UNLOCK_BATCH_MQ request.
+    pub(crate) fn unlock_command(group: &str, client_id: &str, queues: &[MessageQueue]) -> RemotingCommand {
         let body = LockBatchRequestBody {
             consumer_group: group.to_string(),
             client_id: client_id.to_string(),
             only_this_broker: false,
             mq_set: queues.to_vec(),
         };
-        let resp = self.call(RemotingCommand::request(request::UNLOCK_BATCH_MQ).with_body(Self::json_body(&body)))?;
-        self.expect_success(&resp, "unlock queues", OperationKind::Other, "", -1)
+        RemotingCommand::request(request::UNLOCK_BATCH_MQ).with_body(Self::json_body(&body))
     }
 
     /// Commits or rolls back a half message (oneway, as in Java).

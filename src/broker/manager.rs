@@ -325,7 +325,11 @@ impl Health {
         s.last_check = Some(SystemTime::now());
         s.last_check_latency = Some(latency);
         s.last_check_error = result.as_ref().err().map(|e| e.to_string());
+        let before = s.state;
         s.apply(result.is_ok(), self.policy);
+        if s.state != before {
+            log_info!("broker state: from={before:?} to={:?} error={:?}", s.state, s.last_check_error);
+        }
     }
 }
 

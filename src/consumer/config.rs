@@ -19,6 +19,12 @@ pub const DEFAULT_PULL_THRESHOLD_FOR_QUEUE: usize = 1000;
 pub const DEFAULT_PULL_THRESHOLD_SIZE_FOR_QUEUE: usize = 100 * 1024 * 1024;
 /// Consume worker threads of a push consumer (Java: 20).
 pub const DEFAULT_CONSUME_THREADS: usize = 20;
+/// Pull threads per consumer (fixed, whatever the number of queues held):
+/// they send the pulls of every queue without waiting for the answers (a
+/// long poll parks at the broker, not on a thread), decode what comes back
+/// and hand it on. Java's push consumer uses one pull thread plus Netty's
+/// I/O threads; its lite pull consumer 20 blocking ones.
+pub const DEFAULT_PULL_THREADS: usize = 2;
 /// Deliveries of a failing message before it goes to `%DLQ%` (Java: 16).
 pub const DEFAULT_MAX_RECONSUME_TIMES: i32 = 16;
 /// How often offsets are sent to the broker or the local file (Java: 5 s).
@@ -81,6 +87,7 @@ pub struct ConsumerConfig {
     pull_threshold_for_queue: usize,
     pull_threshold_size_for_queue: usize,
     consume_threads: usize,
+    pull_threads: usize,
     max_reconsume_times: i32,
     persist_interval: Duration,
     rebalance_interval: Duration,
@@ -118,6 +125,7 @@ impl Default for ConsumerConfig {
             pull_threshold_for_queue: DEFAULT_PULL_THRESHOLD_FOR_QUEUE,
             pull_threshold_size_for_queue: DEFAULT_PULL_THRESHOLD_SIZE_FOR_QUEUE,
             consume_threads: DEFAULT_CONSUME_THREADS,
+            pull_threads: DEFAULT_PULL_THREADS,
             max_reconsume_times: DEFAULT_MAX_RECONSUME_TIMES,
             persist_interval: DEFAULT_PERSIST_INTERVAL,
             rebalance_interval: DEFAULT_REBALANCE_INTERVAL,
@@ -198,6 +206,10 @@ impl ConsumerConfig {
     /// Consume worker threads of a concurrent push consumer (default 20).
     pub fn consume_threads(&self) -> usize {
         self.consume_threads
+    }
+    /// Pull threads (default [`DEFAULT_PULL_THREADS`]).
+    pub fn pull_threads(&self) -> usize {
+        self.pull_threads
     }
     /// Deliveries before a failing message goes to the dead-letter topic (default 16).
     pub fn max_reconsume_times(&self) -> i32 {
@@ -336,6 +348,8 @@ impl ConsumerConfigBuilder {
         pull_threshold_size_for_queue: usize);
     setter!(/// Consume worker threads (1..=1000).
         consume_threads: usize);
+    setter!(/// Pull threads (1..=64), whatever the number of queues.
+        pull_threads: usize);
     setter!(/// Deliveries of a failing message before the dead-letter topic (0..=16000).
         max_reconsume_times: i32);
     setter!(/// Offset persist interval.
@@ -436,6 +450,9 @@ impl ConsumerConfigBuilder {
         if let Some(v) = get("ROCKETMQ_CONSUMER_CONSUME_THREADS") {
             c.consume_threads = parse_env("ROCKETMQ_CONSUMER_CONSUME_THREADS", &v)?;
         }
+        if let Some(v) = get("ROCKETMQ_CONSUMER_PULL_THREADS") {
+            c.pull_threads = parse_env("ROCKETMQ_CONSUMER_PULL_THREADS", &v)?;
+        }
         if let Some(v) = get("ROCKETMQ_CONSUMER_MAX_RECONSUME_TIMES") {
             c.max_reconsume_times = parse_env("ROCKETMQ_CONSUMER_MAX_RECONSUME_TIMES", &v)?;
         }
@@ -487,6 +504,9 @@ impl ConsumerConfigBuilder {
         if !(1..=1000).contains(&c.consume_threads) {
             return Err(Error::invalid("consume threads", format!("{} is not in 1..=1000", c.consume_threads)));
         }
+        if !(1..=64).contains(&c.pull_threads) {
+            return Err(Error::invalid("pull threads", format!("{} is not in 1..=64", c.pull_threads)));
+        }
         if !(0..=16_000).contains(&c.max_reconsume_times) {
             return Err(Error::invalid(
                 "max reconsume times",
@@ -536,6 +556,7 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_CONSUMER_PULL_THRESHOLD_FOR_QUEUE",
     "ROCKETMQ_CONSUMER_PULL_THRESHOLD_SIZE_FOR_QUEUE_MIB",
     "ROCKETMQ_CONSUMER_CONSUME_THREADS",
+    "ROCKETMQ_CONSUMER_PULL_THREADS",
     "ROCKETMQ_CONSUMER_MAX_RECONSUME_TIMES",
     "ROCKETMQ_CONSUMER_AUTO_COMMIT",
     "ROCKETMQ_CONSUMER_PERSIST_INTERVAL_MS",

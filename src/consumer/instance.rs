@@ -3,16 +3,20 @@
 //! and the [`Signal`] that wakes the background thread.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
+use super::rebalance::{DirectReply, QueueOwner};
 use crate::broker::{BrokerClient, ClientConfig};
-use crate::error::{Error, Result};
+use crate::error::{Error, OperationKind, Result};
 use crate::namesrv::NameServerClient;
+use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
+use crate::protocol::admin;
 use crate::protocol::body::{ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData};
+use crate::protocol::route::MASTER_ID;
 use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
 
 pub(crate) use crate::threads::lock;
@@ -22,11 +26,19 @@ pub(crate) fn retry_topic(group: &str) -> String {
     format!("%RETRY%{group}")
 }
 
+/// Offsets an operations tool asked to reset: topic → offset per queue.
+pub(crate) type OffsetReset = (String, BTreeMap<MessageQueue, i64>);
+
+/// Resets waiting for the background thread; more are dropped (the tool
+/// reports the reset as sent; it can be run again).
+const MAX_PENDING_RESETS: usize = 16;
+
 #[derive(Debug, Default)]
 struct SignalState {
     stopped: bool,
     rebalance: bool,
     heartbeat: bool,
+    resets: Vec<OffsetReset>,
 }
 
 /// Wakes the background thread: stop, rebalance now, heartbeat now.
@@ -37,11 +49,12 @@ pub(crate) struct Signal {
 }
 
 /// What [`Signal::wait`] saw.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default)]
 pub(crate) struct Wakeup {
     pub stopped: bool,
     pub rebalance: bool,
     pub heartbeat: bool,
+    pub resets: Vec<OffsetReset>,
 }
 
 impl Signal {
@@ -60,6 +73,18 @@ impl Signal {
         self.cond.notify_all();
     }
 
+    /// Never blocks for long: safe on a connection's reader thread.
+    pub fn request_reset(&self, reset: OffsetReset) {
+        let mut st = lock(&self.state);
+        if st.resets.len() < MAX_PENDING_RESETS {
+            st.resets.push(reset);
+        } else {
+            log_warn!("offset reset dropped: topic={} (already {MAX_PENDING_RESETS} waiting)", reset.0);
+        }
+        drop(st);
+        self.cond.notify_all();
+    }
+
     pub fn request_heartbeat(&self) {
         lock(&self.state).heartbeat = true;
         self.cond.notify_all();
@@ -69,7 +94,7 @@ impl Signal {
     pub fn wait_until(&self, deadline: Instant) -> Wakeup {
         let mut st = lock(&self.state);
         loop {
-            if st.stopped || st.rebalance || st.heartbeat {
+            if st.stopped || st.rebalance || st.heartbeat || !st.resets.is_empty() {
                 break;
             }
             let now = Instant::now();
@@ -78,7 +103,8 @@ impl Signal {
             }
             st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
-        let w = Wakeup { stopped: st.stopped, rebalance: st.rebalance, heartbeat: st.heartbeat };
+        let resets = std::mem::take(&mut st.resets);
+        let w = Wakeup { stopped: st.stopped, rebalance: st.rebalance, heartbeat: st.heartbeat, resets };
         st.rebalance = false;
         st.heartbeat = false;
         w
@@ -87,8 +113,8 @@ impl Signal {
 
 #[derive(Default)]
 struct Brokers {
-    /// Broker name → master address, from the routes seen.
-    addrs: HashMap<String, String>,
+    /// Broker name → address by broker id (0: master), from the routes seen.
+    addrs: HashMap<String, BTreeMap<i64, String>>,
     /// Address → the one connection to it.
     clients: HashMap<String, Arc<BrokerClient>>,
 }
@@ -101,6 +127,9 @@ pub(crate) struct Instance {
     pub client_id: String,
     pub consume_type: ConsumeType,
     pub signal: Arc<Signal>,
+    /// The consumer object, for what operations tools ask (set by `start`).
+    owner: Arc<OnceLock<Weak<dyn QueueOwner>>>,
+    started_ms: AtomicI64,
     client_config: ClientConfig,
     /// Dropped by `close`, which ends its reader thread.
     namesrv: Mutex<Option<Arc<NameServerClient>>>,
@@ -126,6 +155,8 @@ impl Instance {
             client_id,
             consume_type,
             signal: Arc::new(Signal::default()),
+            owner: Arc::new(OnceLock::new()),
+            started_ms: AtomicI64::new(0),
             client_config,
             namesrv: Mutex::new(Some(Arc::new(namesrv))),
             brokers: Mutex::new(Brokers::default()),
@@ -135,12 +166,52 @@ impl Instance {
         })
     }
 
+    /// Makes `owner` answer what operations tools ask; notes the start time.
+    pub fn set_owner(&self, owner: Weak<dyn QueueOwner>) {
+        self.started_ms.store(super::push::now_ms(), Ordering::SeqCst);
+        let _ = self.owner.set(owner);
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
     }
 
     pub fn set_subscription(&self, sub: SubscriptionData) {
         lock(&self.subscriptions).insert(sub.topic.clone(), sub);
+    }
+
+    /// Drops the subscription of `topic` (wire name); true when there was one.
+    pub fn remove_subscription(&self, topic: &str) -> bool {
+        lock(&self.subscriptions).remove(topic).is_some()
+    }
+
+    /// The running-info properties both consumers share (Java's names).
+    pub fn base_properties(&self, consume_type: &str, orderly: bool, threads: usize) -> BTreeMap<String, String> {
+        let c = &self.config;
+        let mut p = BTreeMap::new();
+        let mut put = |k: &str, v: String| {
+            p.insert(k.to_string(), v);
+        };
+        put("PROP_CONSUME_TYPE", consume_type.to_string());
+        put("PROP_CONSUMEORDERLY", orderly.to_string());
+        put("PROP_THREADPOOL_CORE_SIZE", threads.to_string());
+        put("PROP_CONSUMER_START_TIMESTAMP", self.started_ms.load(Ordering::SeqCst).to_string());
+        put("PROP_NAMESERVER_ADDR", c.namesrv_addr().to_string());
+        put("PROP_CLIENT_VERSION", crate::protocol::frame::CLIENT_VERSION_DESC.to_string());
+        put("consumerGroup", self.group.clone());
+        let name = |v: serde_json::Result<serde_json::Value>| v.ok().and_then(|v| v.as_str().map(str::to_string));
+        put("messageModel", name(serde_json::to_value(c.message_model())).unwrap_or_default());
+        put("consumeFromWhere", name(serde_json::to_value(c.consume_from_where())).unwrap_or_default());
+        put("pullBatchSize", c.pull_batch_size().to_string());
+        put("consumeMessageBatchMaxSize", c.consume_batch_size().to_string());
+        put("pullThresholdForQueue", c.pull_threshold_for_queue().to_string());
+        put("pullThresholdSizeForQueue", (c.pull_threshold_size_for_queue() / (1024 * 1024)).to_string());
+        put("consumeThreadMin", c.consume_threads().to_string());
+        put("consumeThreadMax", c.consume_threads().to_string());
+        put("pullThreadNums", c.pull_threads().to_string());
+        put("maxReconsumeTimes", c.max_reconsume_times().to_string());
+        put("clientIP", self.client_id.split('@').next().unwrap_or_default().to_string());
+        p
     }
 
     pub fn subscription(&self, topic: &str) -> Option<SubscriptionData> {
@@ -166,20 +237,19 @@ impl Instance {
     }
 
     /// The readable queues of a topic, sorted; refreshes the broker addresses.
+    /// A broker whose master is down still counts while a slave serves it.
     pub fn topic_queues(&self, topic: &str) -> Result<Vec<MessageQueue>> {
         let route = self.namesrv()?.topic_route(topic)?;
         {
             let mut b = lock(&self.brokers);
-            for bd in &route.broker_datas {
-                if let Some(addr) = bd.master_addr() {
-                    b.addrs.insert(bd.broker_name.clone(), addr.to_string());
-                }
+            for bd in route.broker_datas.iter().filter(|bd| !bd.broker_addrs.is_empty()) {
+                b.addrs.insert(bd.broker_name.clone(), bd.broker_addrs.clone());
             }
         }
         let mut queues: Vec<MessageQueue> = route
             .queue_datas
             .iter()
-            .filter(|q| q.is_readable() && route.broker(&q.broker_name).and_then(|b| b.master_addr()).is_some())
+            .filter(|q| q.is_readable() && route.broker(&q.broker_name).is_some_and(|b| !b.broker_addrs.is_empty()))
             .flat_map(|q| {
                 (0..q.read_queue_nums.max(0)).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i))
             })
@@ -188,28 +258,49 @@ impl Instance {
         Ok(queues)
     }
 
-    /// The connection to a broker (by name), opened or reopened as needed.
+    /// Address of broker `broker_name` with id `id`, else its master, else
+    /// any of its addresses (Java's `findBrokerAddressInSubscribe`).
+    fn addr_of(&self, broker_name: &str, id: i64) -> Result<String> {
+        let b = lock(&self.brokers);
+        let addrs = b
+            .addrs
+            .get(broker_name)
+            .ok_or_else(|| Error::invalid("broker", format!("address of broker {broker_name:?} not known yet")))?;
+        addrs
+            .get(&id)
+            .or_else(|| addrs.get(&MASTER_ID))
+            .or_else(|| addrs.values().next())
+            .cloned()
+            .ok_or_else(|| Error::invalid("broker", format!("broker {broker_name:?} has no address")))
+    }
+
+    /// The connection to a broker (by name: its master, else a slave),
+    /// opened or reopened as needed.
     pub fn broker(&self, broker_name: &str) -> Result<Arc<BrokerClient>> {
         if self.is_closed() {
             return Err(Error::NotRunning("consumer"));
         }
-        let addr = lock(&self.brokers).addrs.get(broker_name).cloned();
-        let addr = match addr {
-            Some(a) => a,
-            None => {
-                return Err(Error::invalid("broker", format!("address of broker {broker_name:?} not known yet")));
-            }
-        };
+        let addr = self.addr_of(broker_name, MASTER_ID)?;
         self.broker_at(&addr)
     }
 
     /// The connection to the broker of a queue; looks up the topic's route when needed.
     pub fn broker_of(&self, mq: &MessageQueue) -> Result<Arc<BrokerClient>> {
+        self.broker_for_pull(mq, MASTER_ID)
+    }
+
+    /// The connection to pull `mq` from: the broker id the last pull
+    /// suggested (a slave while the master is busy or down), else the master.
+    pub fn broker_for_pull(&self, mq: &MessageQueue, id: i64) -> Result<Arc<BrokerClient>> {
+        if self.is_closed() {
+            return Err(Error::NotRunning("consumer"));
+        }
         let known = lock(&self.brokers).addrs.contains_key(&mq.broker_name);
         if !known {
             self.topic_queues(&mq.topic)?;
         }
-        self.broker(&mq.broker_name)
+        let addr = self.addr_of(&mq.broker_name, id)?;
+        self.broker_at(&addr)
     }
 
     fn broker_at(&self, addr: &str) -> Result<Arc<BrokerClient>> {
@@ -220,7 +311,7 @@ impl Instance {
         }
         // Connect without holding the lock; a racing connect just loses.
         let client = Arc::new(BrokerClient::connect(addr, &self.client_config)?);
-        client.set_request_handler(Some(self.request_handler()));
+        client.set_request_handler(Some(self.request_handler(Arc::downgrade(&client))));
         let mut b = lock(&self.brokers);
         if self.is_closed() {
             client.close();
@@ -238,20 +329,69 @@ impl Instance {
         Ok(client)
     }
 
-    /// Answers what brokers ask: ids changed wakes the rebalance (never
-    /// blocks the reader thread); anything else is "not supported".
-    fn request_handler(&self) -> RequestHandler {
+    /// Answers what brokers ask for themselves or for operations tools. It
+    /// runs on the connection's reader thread, so it never blocks: ids
+    /// changed and offset resets wake the background thread, a message to
+    /// consume directly goes to the consume threads (answered from there),
+    /// running info and status are read from memory.
+    fn request_handler(&self, client: Weak<BrokerClient>) -> RequestHandler {
         let signal = Arc::clone(&self.signal);
+        let owner = Arc::clone(&self.owner);
+        let group = self.group.clone();
         Arc::new(move |cmd: &RemotingCommand| {
-            if cmd.code == request::NOTIFY_CONSUMER_IDS_CHANGED {
-                signal.request_rebalance();
-                return None;
+            let field = |k: &str| cmd.ext_fields.get(k).map(String::as_str).unwrap_or("");
+            let error = |code, remark: String| Some(RemotingCommand::response_to(cmd, code, Some(remark)));
+            let not_here =
+                || error(ResponseCode::SystemError, format!("The Consumer Group <{group}> not exist in this consumer"));
+            let ok =
+                |body: Vec<u8>| Some(RemotingCommand::response_to(cmd, ResponseCode::Success, None).with_body(body));
+            let owner = owner.get().and_then(Weak::upgrade);
+            match cmd.code {
+                request::NOTIFY_CONSUMER_IDS_CHANGED => {
+                    signal.request_rebalance();
+                    None
+                }
+                request::GET_CONSUMER_RUNNING_INFO => match owner {
+                    Some(o) if field("consumerGroup") == group => ok(o.running_info().encode()),
+                    _ => not_here(),
+                },
+                request::GET_CONSUMER_STATUS_FROM_CLIENT => match owner {
+                    Some(o) if field("group") == group => ok(admin::encode_consumer_status(&o.offsets(field("topic")))),
+                    _ => not_here(),
+                },
+                request::RESET_CONSUMER_CLIENT_OFFSET if field("group") == group => {
+                    match admin::decode_reset_offset_body(&cmd.body) {
+                        Ok(table) => signal.request_reset((field("topic").to_string(), table)),
+                        Err(e) => return error(ResponseCode::SystemError, e.to_string()),
+                    }
+                    None
+                }
+                request::CONSUME_MESSAGE_DIRECTLY => {
+                    let Some(o) = owner.filter(|_| field("consumerGroup") == group) else { return not_here() };
+                    let msg = match crate::protocol::message::decode_messages(&cmd.body) {
+                        Ok(mut v) if !v.is_empty() => v.swap_remove(0),
+                        Ok(_) => return error(ResponseCode::SystemError, "no message in the body".into()),
+                        Err(e) => return error(ResponseCode::SystemError, e.to_string()),
+                    };
+                    let (request, client) = (cmd.clone(), client.clone());
+                    let reply: DirectReply = Box::new(move |result| {
+                        if let Some(c) = client.upgrade() {
+                            let resp = RemotingCommand::response_to(&request, ResponseCode::Success, None)
+                                .with_body(result.encode());
+                            let _ = c.connection().respond(&request, resp);
+                        }
+                    });
+                    if o.consume_directly(msg, field("brokerName"), reply) {
+                        None
+                    } else {
+                        error(ResponseCode::SystemError, "this consumer has no listener to consume with".into())
+                    }
+                }
+                _ => error(
+                    ResponseCode::RequestCodeNotSupported,
+                    format!("request code {} not supported by this consumer", cmd.code),
+                ),
             }
-            Some(RemotingCommand::response_to(
-                cmd,
-                ResponseCode::RequestCodeNotSupported,
-                Some(format!("request code {} not supported by this consumer", cmd.code)),
-            ))
         })
     }
 
@@ -292,32 +432,74 @@ impl Instance {
     }
 
     /// Refreshes the routes of the subscribed topics, then heartbeats every
-    /// known broker. Returns how many brokers answered.
-    pub fn heartbeat_all(&self) -> usize {
+    /// known broker at once, waiting for their answers until `deadline`
+    /// (connections not yet open are opened one by one until then). Returns
+    /// how many brokers answered.
+    pub fn heartbeat_all(&self, deadline: Instant) -> usize {
         for sub in self.subscriptions() {
             let _ = self.topic_queues(&sub.topic);
         }
-        let data = self.heartbeat_data();
         let names: Vec<String> = lock(&self.brokers).addrs.keys().cloned().collect();
-        names.iter().filter(|n| self.broker(n).and_then(|c| c.heartbeat(&data)).is_ok()).count()
-    }
-
-    /// Leaves the group on every connected broker (best effort).
-    pub fn unregister_all(&self) {
-        let clients: Vec<Arc<BrokerClient>> = lock(&self.brokers).clients.values().cloned().collect();
-        for c in clients.iter().filter(|c| c.is_connected()) {
-            let _ = c.unregister_client(&self.client_id, None, Some(&self.group));
+        let mut clients = Vec::new();
+        for name in names {
+            if Instant::now() >= deadline {
+                break;
+            }
+            if let Ok(c) = self.broker(&name) {
+                clients.push(c);
+            }
         }
+        let data = self.heartbeat_data();
+        let calls = clients.iter().map(|c| (c.connection(), BrokerClient::heartbeat_command(&data))).collect();
+        let results = invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
+        let mut answered = 0;
+        for (r, c) in results.iter().zip(&clients) {
+            if Self::succeeded(c, r, "heartbeat") {
+                answered += 1;
+            } else {
+                log_warn!("heartbeat failed: group={} broker={} result={:?}", self.group, c.addr(), r.as_ref().err());
+            }
+        }
+        answered
     }
 
-    /// Closes every connection (ends long polls at once); no new ones open after.
+    fn succeeded(client: &BrokerClient, r: &Result<RemotingCommand>, operation: &'static str) -> bool {
+        r.as_ref().is_ok_and(|resp| client.expect_success(resp, operation, OperationKind::Other, "", -1).is_ok())
+    }
+
+    /// Leaves the group on every connected broker, all at once, waiting for
+    /// the answers until `deadline` at most: releases the orderly locks of
+    /// `unlock` first (per broker, before the unregister on the same
+    /// connection), then unregisters.
+    pub fn leave(&self, unlock: &[MessageQueue], deadline: Instant) {
+        let clients: Vec<Arc<BrokerClient>> =
+            lock(&self.brokers).clients.values().filter(|c| c.is_connected()).cloned().collect();
+        let mut calls = Vec::new();
+        for c in &clients {
+            let mine: Vec<MessageQueue> = unlock
+                .iter()
+                .filter(|q| self.addr_of(&q.broker_name, MASTER_ID).is_ok_and(|a| a == c.addr()))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                calls.push((c.connection(), BrokerClient::unlock_command(&self.group, &self.client_id, &mine)));
+            }
+            calls.push((c.connection(), BrokerClient::unregister_command(&self.client_id, None, Some(&self.group))));
+        }
+        invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
+    }
+
+    /// Closes every connection (ends long polls and requests in progress at
+    /// once); no new ones open after.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         let clients: Vec<Arc<BrokerClient>> = lock(&self.brokers).clients.drain().map(|(_, c)| c).collect();
         for c in clients {
             c.close();
         }
-        lock(&self.namesrv).take();
+        if let Some(ns) = lock(&self.namesrv).take() {
+            ns.close();
+        }
     }
 
     /// Whether this consumer is clustering.

@@ -1,6 +1,6 @@
 //! [`LitePullConsumer`]: background pulls into a bounded buffer, `poll` to read.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO, DEFAULT_LITE_PULL_SUSPEND};
 use super::instance::{lock, Instance};
 use super::offset_store::OffsetStore;
-use super::push::now_ms;
+use super::pull_service::{Next, PullService, Puller};
+use super::push::{empty_pull_delay, now_ms};
 use super::rebalance::{self, QueueOwner};
-use super::{join_all, prepare_messages, spawn, MessageSelector};
-use crate::broker::{PullRequest, PullStatus};
+use super::{prepare_messages, MessageSelector};
+use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
+use crate::protocol::admin::{self, ConsumerRunningInfo, ProcessQueueInfo};
 use crate::protocol::body::{ConsumeType, SubscriptionData};
 use crate::protocol::{MessageExt, MessageQueue};
+use crate::threads::join_until;
 use crate::validate;
 
 /// Wait before looking at a paused or full queue again.
@@ -28,6 +31,15 @@ struct QueueState {
     epoch: u64,
     seek: Option<i64>,
     next_pull: Option<i64>,
+    /// For operations tools: last pull (ms since the epoch).
+    last_pull_ms: i64,
+    /// Epoch of the pull in flight: its answer counts only if no seek came since.
+    pull_epoch: u64,
+    /// Broker id the last pull suggested (0: master).
+    suggested_broker: i64,
+    /// Left by the pull threads to the background thread (start offset
+    /// needed); it reschedules the queue.
+    parked: bool,
     /// One past the last message `poll` returned (what a commit stores).
     consumed: Option<i64>,
     buffered_msgs: usize,
@@ -37,25 +49,15 @@ struct QueueState {
 struct LiteQueue {
     mq: MessageQueue,
     state: Mutex<QueueState>,
-    cond: Condvar,
 }
 
 impl LiteQueue {
-    fn wait(&self, d: Duration) {
-        let deadline = Instant::now() + d;
-        let mut st = lock(&self.state);
-        while !st.dropped {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
+    fn new(mq: MessageQueue) -> Self {
+        LiteQueue { mq, state: Mutex::new(QueueState { parked: true, ..QueueState::default() }) }
     }
 
     fn drop_queue(&self) {
         lock(&self.state).dropped = true;
-        self.cond.notify_all();
     }
 }
 
@@ -73,11 +75,6 @@ enum Mode {
     Assign,
 }
 
-struct Entry {
-    q: Arc<LiteQueue>,
-    handle: Option<JoinHandle<()>>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Run {
     Created,
@@ -90,10 +87,10 @@ struct LiteInner {
     store: OffsetStore,
     mode: Mutex<Mode>,
     run: Mutex<Run>,
-    table: Mutex<HashMap<MessageQueue, Entry>>,
+    table: Mutex<HashMap<MessageQueue, Arc<LiteQueue>>>,
     buffer: Mutex<VecDeque<Batch>>,
     buffer_cond: Condvar,
-    retired: Mutex<Vec<JoinHandle<()>>>,
+    pulls: PullService<Arc<LiteQueue>>,
     consume_timestamp_ms: std::sync::atomic::AtomicI64,
 }
 
@@ -129,7 +126,7 @@ struct LiteInner {
 /// ```
 pub struct LitePullConsumer {
     inner: Arc<LiteInner>,
-    service: Mutex<Option<JoinHandle<()>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for LitePullConsumer {
@@ -155,10 +152,10 @@ impl LitePullConsumer {
                 table: Mutex::new(HashMap::new()),
                 buffer: Mutex::new(VecDeque::new()),
                 buffer_cond: Condvar::new(),
-                retired: Mutex::new(Vec::new()),
+                pulls: PullService::new(),
                 consume_timestamp_ms: std::sync::atomic::AtomicI64::new(0),
             }),
-            service: Mutex::new(None),
+            threads: Mutex::new(Vec::new()),
         })
     }
 
@@ -198,6 +195,20 @@ impl LitePullConsumer {
         Ok(())
     }
 
+    /// Stops consuming a subscribed topic: the next rebalance, run at once,
+    /// gives its queues up (offsets committed and persisted) and the next
+    /// heartbeat, also at once, tells the brokers.
+    pub fn unsubscribe(&self, topic: &str) -> Result<()> {
+        validate::check_topic(topic)?;
+        let inst = &self.inner.inst;
+        inst.remove_subscription(&inst.config.with_namespace(topic));
+        if self.running() {
+            inst.signal.request_heartbeat();
+            inst.signal.request_rebalance();
+        }
+        Ok(())
+    }
+
     /// Takes exactly these queues (no rebalancing); replaces an earlier assignment.
     pub fn assign(&self, queues: &[MessageQueue]) -> Result<()> {
         for q in queues {
@@ -212,7 +223,10 @@ impl LitePullConsumer {
             self.inner.remove(q);
         }
         for q in wanted.difference(&held) {
-            Arc::clone(&self.inner).add(q.clone());
+            self.inner.add(q.clone());
+        }
+        if self.running() {
+            self.inner.inst.signal.request_rebalance();
         }
         Ok(())
     }
@@ -247,19 +261,21 @@ impl LitePullConsumer {
         let ts =
             inst.config.consume_timestamp_ms().unwrap_or(now_ms() - DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64);
         inner.consume_timestamp_ms.store(ts, std::sync::atomic::Ordering::SeqCst);
-        inst.heartbeat_all();
-        // Queues assigned before start get their threads now.
-        let pending: Vec<Arc<LiteQueue>> =
-            lock(&inner.table).values().filter(|e| e.handle.is_none()).map(|e| Arc::clone(&e.q)).collect();
-        for q in pending {
-            inner.start_thread(&q);
-        }
-        match rebalance::spawn_service(Arc::clone(inst), Arc::clone(inner) as Arc<dyn QueueOwner>, false) {
+        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
+        inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
+        let mut threads = Vec::new();
+        let started = inner.pulls.start(Arc::clone(inner), inst.config.pull_threads()).and_then(|pulls| {
+            threads.extend(pulls);
+            rebalance::spawn_service(Arc::clone(inst), Arc::clone(inner) as Arc<dyn QueueOwner>)
+        });
+        match started {
             Ok(h) => {
-                *lock(&self.service) = Some(h);
+                threads.push(h);
+                *lock(&self.threads) = threads;
                 Ok(())
             }
             Err(e) => {
+                *lock(&self.threads) = threads;
                 self.shutdown();
                 Err(e)
             }
@@ -297,7 +313,6 @@ impl LitePullConsumer {
                     st.consumed = Some(last.queue_offset + 1);
                 }
                 drop(st);
-                b.q.cond.notify_all();
                 return Ok(b.msgs);
             }
             if !self.running() {
@@ -315,7 +330,7 @@ impl LitePullConsumer {
         let wire = self.inner.inst.wire_queue(mq);
         lock(&self.inner.table)
             .get(&wire)
-            .map(|e| Arc::clone(&e.q))
+            .cloned()
             .ok_or_else(|| Error::invalid("queue", format!("{mq:?} is not assigned to this consumer")))
     }
 
@@ -359,9 +374,7 @@ impl LitePullConsumer {
     /// Undoes [`pause`](Self::pause).
     pub fn resume(&self, queues: &[MessageQueue]) -> Result<()> {
         for mq in queues {
-            let q = self.queue(mq)?;
-            lock(&q.state).paused = false;
-            q.cond.notify_all();
+            lock(&self.queue(mq)?.state).paused = false;
         }
         self.inner.buffer_cond.notify_all();
         Ok(())
@@ -382,44 +395,43 @@ impl LitePullConsumer {
         self.inner.store.read_store(inst, &inst.wire_queue(mq))
     }
 
-    /// Stops: commits (with auto-commit) and persists offsets, unregisters,
-    /// closes the connections (ending parked pulls) and joins every thread.
-    /// Idempotent; also run by `Drop`.
+    /// Stops: commits (with auto-commit) and persists offsets, unregisters
+    /// (one request timeout for all brokers together), closes the
+    /// connections (ending parked pulls) and joins every thread within a
+    /// second. Idempotent; also run by `Drop`.
     pub fn shutdown(&self) {
         {
             let mut run = lock(&self.inner.run);
-            if *run != Run::Running {
-                *run = Run::Stopped;
+            let was = *run;
+            *run = Run::Stopped;
+            if was != Run::Running {
                 return;
             }
-            *run = Run::Stopped;
         }
         let inner = &self.inner;
         let inst = &inner.inst;
         inst.signal.stop();
+        inner.pulls.stop();
         inner.buffer_cond.notify_all();
-        if let Some(h) = lock(&self.service).take() {
-            let _ = h.join();
-        }
-        let entries: Vec<(MessageQueue, Entry)> = lock(&inner.table).drain().collect();
-        for (_, e) in &entries {
-            e.q.drop_queue();
+        let deadline = Instant::now() + inst.config.request_timeout();
+        let entries: Vec<(MessageQueue, Arc<LiteQueue>)> = lock(&inner.table).drain().collect();
+        for (_, q) in &entries {
+            q.drop_queue();
         }
         if inst.config.auto_commit() {
-            for (mq, e) in &entries {
-                if let Some(o) = lock(&e.q.state).consumed {
+            for (mq, q) in &entries {
+                if let Some(o) = lock(&q.state).consumed {
                     inner.store.update(mq, o, false);
                 }
             }
         }
         let queues: Vec<MessageQueue> = entries.iter().map(|(q, _)| q.clone()).collect();
-        let _ = inner.store.persist(inst, &queues);
-        inst.unregister_all();
+        let _ = inner.store.persist_until(inst, &queues, deadline);
+        inst.leave(&[], deadline);
         inst.close();
         lock(&inner.buffer).clear();
-        let mut handles: Vec<JoinHandle<()>> = entries.into_iter().filter_map(|(_, e)| e.handle).collect();
-        handles.append(&mut lock(&inner.retired));
-        join_all(handles, &Default::default());
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        join_until(threads, Instant::now() + Duration::from_secs(1));
     }
 }
 
@@ -430,21 +442,6 @@ impl Drop for LitePullConsumer {
 }
 
 impl LiteInner {
-    fn start_thread(self: &Arc<Self>, q: &Arc<LiteQueue>) {
-        let me = Arc::clone(self);
-        let for_thread = Arc::clone(q);
-        if let Ok(h) = spawn("pull", move || me.pull_loop(for_thread)) {
-            if let Some(e) = lock(&self.table).get_mut(&q.mq) {
-                if Arc::ptr_eq(&e.q, q) {
-                    e.handle = Some(h);
-                    return;
-                }
-            }
-            // Removed meanwhile: the thread sees the drop and ends.
-            lock(&self.retired).push(h);
-        }
-    }
-
     fn seek(&self, q: &LiteQueue, offset: i64) {
         let mut buf = lock(&self.buffer);
         buf.retain(|b| b.q.mq != q.mq);
@@ -454,104 +451,117 @@ impl LiteInner {
         st.consumed = Some(offset);
         st.buffered_msgs = 0;
         st.buffered_bytes = 0;
-        drop(st);
-        drop(buf);
-        q.cond.notify_all();
     }
 
     fn commit_to_store(&self) {
         let queues: Vec<(MessageQueue, Arc<LiteQueue>)> =
-            lock(&self.table).iter().map(|(m, e)| (m.clone(), Arc::clone(&e.q))).collect();
+            lock(&self.table).iter().map(|(m, q)| (m.clone(), Arc::clone(q))).collect();
         for (mq, q) in queues {
             if let Some(o) = lock(&q.state).consumed {
                 self.store.update(&mq, o, false);
             }
         }
     }
+}
 
-    fn pull_loop(&self, q: Arc<LiteQueue>) {
+impl Puller for LiteInner {
+    type Queue = Arc<LiteQueue>;
+
+    fn next_pull(&self, q: &Arc<LiteQueue>) -> Next {
         let inst = &self.inst;
         let config = &inst.config;
-        let suspend = inst.broker_suspend(DEFAULT_LITE_PULL_SUSPEND);
-        loop {
-            let (epoch, offset) = {
-                let mut st = lock(&q.state);
-                if st.dropped {
-                    return;
-                }
-                let full = st.buffered_msgs >= config.pull_threshold_for_queue()
-                    || st.buffered_bytes >= config.pull_threshold_size_for_queue();
-                if st.paused || full {
-                    drop(st);
-                    q.wait(IDLE_DELAY);
-                    continue;
-                }
-                if let Some(s) = st.seek.take() {
-                    st.next_pull = Some(s);
-                }
-                (st.epoch, st.next_pull)
-            };
-            let offset = match offset {
-                Some(o) => o,
-                None => {
-                    let ts = self.consume_timestamp_ms.load(std::sync::atomic::Ordering::SeqCst);
-                    match rebalance::start_offset(inst, &self.store, &q.mq, ts) {
-                        Ok(o) => {
-                            let mut st = lock(&q.state);
-                            if st.epoch == epoch && st.next_pull.is_none() {
-                                st.next_pull = Some(o);
-                                st.consumed.get_or_insert(o);
-                            }
-                        }
-                        Err(_) => q.wait(config.pull_error_delay()),
-                    }
-                    continue;
-                }
-            };
-            let sub = inst.subscription(&q.mq.topic).unwrap_or_else(|| SubscriptionData::tag(q.mq.topic.clone(), "*"));
-            let mut req = PullRequest::new(inst.group.clone(), q.mq.clone(), offset);
-            req.max_msgs = config.pull_batch_size();
-            req.suspend = Some(suspend);
-            req.expression = Some(sub.sub_string.clone());
-            req.expression_type = sub.expression_type.clone();
-            req.sub_version = sub.sub_version;
-            let r = match inst.broker_of(&q.mq).and_then(|c| c.pull(&req)) {
-                Ok(r) => r,
-                Err(_) => {
-                    q.wait(config.pull_error_delay());
-                    continue;
-                }
-            };
-            let msgs = if r.status == PullStatus::Found {
-                prepare_messages(r.messages, &sub, "", |t| config.without_namespace(t).to_string())
-            } else {
-                Vec::new()
-            };
-            let mut buf = lock(&self.buffer);
+        let (offset, broker_id) = {
             let mut st = lock(&q.state);
             if st.dropped {
-                return;
+                return Next::Idle;
             }
-            if st.epoch != epoch {
-                continue;
+            let full = st.buffered_msgs >= config.pull_threshold_for_queue()
+                || st.buffered_bytes >= config.pull_threshold_size_for_queue();
+            if st.paused || full {
+                return Next::Wait(IDLE_DELAY);
             }
-            st.next_pull = Some(r.next_begin_offset);
-            if msgs.is_empty() {
-                // Nothing to hand out (no message, none matched, offset moved):
-                // when nothing is buffered either, the position moves on.
-                if st.buffered_msgs == 0 {
-                    st.consumed = Some(r.next_begin_offset);
-                }
-                continue;
+            if let Some(s) = st.seek.take() {
+                st.next_pull = Some(s);
             }
-            let bytes = msgs.iter().map(|m| m.body.len()).sum();
-            st.buffered_msgs += msgs.len();
-            st.buffered_bytes += bytes;
-            buf.push_back(Batch { q: Arc::clone(&q), epoch, msgs, bytes });
-            drop(st);
-            drop(buf);
-            self.buffer_cond.notify_all();
+            let Some(offset) = st.next_pull else {
+                st.parked = true;
+                return Next::Idle;
+            };
+            st.pull_epoch = st.epoch;
+            (offset, st.suggested_broker)
+        };
+        let sub = inst.subscription(&q.mq.topic).unwrap_or_else(|| SubscriptionData::tag(q.mq.topic.clone(), "*"));
+        let client = match inst.broker_for_pull(&q.mq, broker_id) {
+            Ok(c) => c,
+            Err(_) => return Next::Wait(config.pull_error_delay()),
+        };
+        let mut req = PullRequest::new(inst.group.clone(), q.mq.clone(), offset);
+        req.max_msgs = config.pull_batch_size();
+        req.suspend = Some(inst.broker_suspend(DEFAULT_LITE_PULL_SUSPEND));
+        req.expression = Some(sub.sub_string.clone());
+        req.expression_type = sub.expression_type.clone();
+        req.sub_version = sub.sub_version;
+        Next::Pull(req, client)
+    }
+
+    fn pulled(
+        &self,
+        q: &Arc<LiteQueue>,
+        req: &PullRequest,
+        result: Result<PullResult>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
+        let config = &self.inst.config;
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                log_debug!("pull failed: queue={:?} offset={} error={e}", q.mq, req.offset);
+                return (!lock(&q.state).dropped).then_some(config.pull_error_delay());
+            }
+        };
+        let delay = match r.status {
+            PullStatus::Found => Duration::ZERO,
+            PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
+                empty_pull_delay(req, &r, elapsed, config.pull_error_delay())
+            }
+            PullStatus::OffsetIllegal => config.pull_error_delay(),
+        };
+        let msgs = match (r.status, self.inst.subscription(&q.mq.topic)) {
+            (PullStatus::Found, Some(sub)) => {
+                prepare_messages(r.messages, &sub, "", |t| config.without_namespace(t).to_string())
+            }
+            (PullStatus::Found, None) => r.messages,
+            _ => Vec::new(),
+        };
+        let mut buf = lock(&self.buffer);
+        let mut st = lock(&q.state);
+        if st.dropped {
+            return None;
         }
+        if st.epoch != st.pull_epoch {
+            // A seek came meanwhile: this answer is for the old position.
+            return Some(Duration::ZERO);
+        }
+        st.next_pull = Some(r.next_begin_offset);
+        st.suggested_broker = r.suggest_which_broker_id;
+        st.last_pull_ms = now_ms();
+        if msgs.is_empty() {
+            // Nothing to hand out (no message, none matched, offset moved):
+            // when nothing is buffered either, the position moves on.
+            if st.buffered_msgs == 0 {
+                st.consumed = Some(r.next_begin_offset);
+            }
+            return Some(delay);
+        }
+        let bytes = msgs.iter().map(|m| m.body.len()).sum();
+        st.buffered_msgs += msgs.len();
+        st.buffered_bytes += bytes;
+        let epoch = st.epoch;
+        drop(st);
+        buf.push_back(Batch { q: Arc::clone(q), epoch, msgs, bytes });
+        drop(buf);
+        self.buffer_cond.notify_all();
+        Some(delay)
     }
 }
 
@@ -560,31 +570,108 @@ impl QueueOwner for LiteInner {
         lock(&self.table).keys().filter(|q| q.topic == topic).cloned().collect()
     }
 
-    fn add(self: Arc<Self>, mq: MessageQueue) {
+    fn add(&self, mq: MessageQueue) {
         if self.inst.signal.is_stopped() {
             return;
         }
-        let q = Arc::new(LiteQueue { mq: mq.clone(), state: Mutex::new(QueueState::default()), cond: Condvar::new() });
-        lock(&self.table).insert(mq, Entry { q: Arc::clone(&q), handle: None });
-        if *lock(&self.run) == Run::Running {
-            self.start_thread(&q);
-        }
+        lock(&self.table).insert(mq.clone(), Arc::new(LiteQueue::new(mq)));
     }
 
     fn remove(&self, mq: &MessageQueue) {
-        let Some(e) = lock(&self.table).remove(mq) else { return };
-        e.q.drop_queue();
-        lock(&self.buffer).retain(|b| !Arc::ptr_eq(&b.q, &e.q));
+        let Some(q) = lock(&self.table).remove(mq) else { return };
+        q.drop_queue();
+        lock(&self.buffer).retain(|b| !Arc::ptr_eq(&b.q, &q));
         if self.inst.config.auto_commit() {
-            if let Some(o) = lock(&e.q.state).consumed {
+            if let Some(o) = lock(&q.state).consumed {
                 self.store.update(mq, o, false);
             }
         }
         let _ = self.store.persist(&self.inst, std::slice::from_ref(mq));
         self.store.remove(mq);
-        if let Some(h) = e.handle {
-            lock(&self.retired).push(h);
+    }
+
+    fn prepare(&self) {
+        if *lock(&self.run) != Run::Running {
+            return;
         }
+        let parked: Vec<Arc<LiteQueue>> =
+            lock(&self.table).values().filter(|q| lock(&q.state).parked).cloned().collect();
+        let ts = self.consume_timestamp_ms.load(std::sync::atomic::Ordering::SeqCst);
+        for q in parked {
+            if self.inst.signal.is_stopped() {
+                return;
+            }
+            let (epoch, needs_offset) = {
+                let st = lock(&q.state);
+                (st.epoch, st.next_pull.is_none() && st.seek.is_none())
+            };
+            if needs_offset {
+                let Ok(o) = rebalance::start_offset(&self.inst, &self.store, &q.mq, ts) else { continue };
+                let mut st = lock(&q.state);
+                if st.epoch == epoch && st.next_pull.is_none() {
+                    st.next_pull = Some(o);
+                    st.consumed.get_or_insert(o);
+                }
+            }
+            lock(&q.state).parked = false;
+            self.pulls.schedule(q, Duration::ZERO);
+        }
+    }
+
+    fn rebalanced(&self) -> BTreeSet<MessageQueue> {
+        if *lock(&self.mode) != Mode::Subscribe {
+            return BTreeSet::new();
+        }
+        lock(&self.table).keys().cloned().collect()
+    }
+
+    fn running_info(&self) -> ConsumerRunningInfo {
+        let inst = &self.inst;
+        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> =
+            lock(&self.table).iter().map(|(m, q)| (m.clone(), Arc::clone(q))).collect();
+        let infos = queues
+            .into_iter()
+            .map(|(mq, q)| {
+                let st = lock(&q.state);
+                let info = ProcessQueueInfo {
+                    commit_offset: st.consumed.or_else(|| self.store.read_memory(&mq)).unwrap_or(-1),
+                    cached_msg_count: st.buffered_msgs as i32,
+                    cached_msg_size_in_mib: (st.buffered_bytes / (1024 * 1024)) as i32,
+                    droped: st.dropped,
+                    last_pull_timestamp: st.last_pull_ms,
+                    ..ProcessQueueInfo::default()
+                };
+                (mq, info)
+            })
+            .collect();
+        ConsumerRunningInfo {
+            properties: inst.base_properties(admin::CONSUME_ACTIVELY, false, inst.config.pull_threads()),
+            subscriptions: inst.subscriptions(),
+            queues: infos,
+            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
+        }
+    }
+
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
+        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> = lock(&self.table)
+            .iter()
+            .filter(|(m, _)| m.topic == topic)
+            .map(|(m, q)| (m.clone(), Arc::clone(q)))
+            .collect();
+        queues.into_iter().filter_map(|(m, q)| lock(&q.state).consumed.map(|o| (m, o))).collect()
+    }
+
+    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>) {
+        let mut moved = Vec::new();
+        for (mq, offset) in table.iter().filter(|(q, _)| q.topic == topic) {
+            let q = lock(&self.table).get(mq).cloned();
+            if let Some(q) = q {
+                self.seek(&q, *offset);
+            }
+            self.store.update(mq, *offset, false);
+            moved.push(mq.clone());
+        }
+        let _ = self.store.persist(&self.inst, &moved);
     }
 
     fn persist(&self) {
@@ -592,16 +679,8 @@ impl QueueOwner for LiteInner {
             self.commit_to_store();
         }
         let queues: Vec<MessageQueue> = lock(&self.table).keys().cloned().collect();
-        let _ = self.store.persist(&self.inst, &queues);
-    }
-
-    fn reap(&self) {
-        let mut retired = lock(&self.retired);
-        let (done, running): (Vec<_>, Vec<_>) = retired.drain(..).partition(|h| h.is_finished());
-        *retired = running;
-        drop(retired);
-        for h in done {
-            let _ = h.join();
+        if let Err(e) = self.store.persist(&self.inst, &queues) {
+            log_warn!("offset persist failed: group={} error={e}", self.inst.group);
         }
     }
 }

@@ -14,31 +14,52 @@
 //!   local file per group ([`LocalOffsetStore`]).
 //!
 //! # Threads
-//! Per consumer: one `rocketmq-rebalance-<n>` (rebalance, heartbeat,
-//! offset persist, lock renewal), one `rocketmq-pull-<n>` per assigned
-//! queue (a long-polling pull loop: a queue waiting at the broker must not
-//! delay the others), and for a concurrent push consumer a pool of
-//! `rocketmq-consume-<n>` workers (default 20; an orderly consumer calls
-//! the listener on the queue's pull thread, one batch at a time). Plus the
-//! connections' reader threads, one per broker.
+//! Per consumer, a fixed number whatever the number of queues it holds:
+//! - one `rocketmq-rebalance-<n>`: rebalance, heartbeat, offset persist,
+//!   orderly lock renewal, and readying new queues (their start offset and,
+//!   orderly, their broker lock: the requests that may block);
+//! - [`ConsumerConfig::pull_threads`] `rocketmq-pull-<n>` (default 2): they
+//!   send the pull of every queue without waiting for its answer (a long
+//!   poll parks at the broker, not on a thread), decode the answers the
+//!   connections' reader threads queue for them, and hand messages on
+//!   (`pull_service`);
+//! - a push consumer's [`ConsumerConfig::consume_threads`]
+//!   `rocketmq-consume-<n>` (default 20): they call the listener; orderly,
+//!   one queue at a time per thread, in queue order;
+//! - the connections' reader threads, one per broker address (bounded by
+//!   the route limits) and one for the name server.
 //!
-//! `shutdown` (also run by `Drop`) stops new listener calls, waits up to
-//! [`ConsumerConfig::await_termination`] for a running one, persists the
-//! offsets, releases orderly locks, unregisters from the brokers and then
-//! closes the connections, which ends any pull parked at a broker at once;
-//! every thread is then joined — within a second when the listener is idle.
+//! # Limits
+//! Each queue has at most one pull scheduled or in flight; pulling a queue
+//! pauses while it holds [`ConsumerConfig::pull_threshold_for_queue`]
+//! messages or [`ConsumerConfig::pull_threshold_size_for_queue`] bytes not
+//! yet consumed (lite pull: not yet polled). A pull that fails waits
+//! [`ConsumerConfig::pull_error_delay`] (3 s) before the next; so does one
+//! answered OFFSET_MOVED, or "no message" at once without the long poll,
+//! so a broken queue costs next to nothing.
+//!
+//! # Deadlines
+//! `start` heartbeats every broker at once and waits at most one
+//! [`ConsumerConfig::request_timeout`]. `shutdown` (also run by `Drop`)
+//! stops new listener calls, waits up to [`ConsumerConfig::await_termination`]
+//! for a running one, then persists the offsets, releases orderly locks and
+//! unregisters — to every broker at once, within one request timeout in
+//! all — and then closes the connections, which ends any pull parked at a
+//! broker at once; every thread is then joined within a second (a thread
+//! still inside a listener call or a connect is left to end on its own).
 
 mod allocate;
 mod config;
 mod instance;
 mod lite_pull;
 mod offset_store;
+mod pull_service;
 mod push;
 mod rebalance;
 
 use std::collections::HashSet;
 use std::sync::{Condvar, Mutex};
-use std::thread::{JoinHandle, ThreadId};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 pub use crate::protocol::body::{ConsumeFromWhere, MessageModel, EXPRESSION_SQL92, EXPRESSION_TAG};
@@ -112,6 +133,22 @@ impl From<String> for MessageSelector {
 }
 
 /// What a concurrent listener says about a batch.
+///
+/// ```
+/// use rocketmq_blocking::consumer::{ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus};
+/// use rocketmq_blocking::MessageExt;
+///
+/// // A listener that retries a batch with a bad body in 10 s (delay level 3).
+/// let listener = |msgs: &[MessageExt], ctx: &mut ConsumeConcurrentlyContext| {
+///     if msgs.iter().all(|m| std::str::from_utf8(&m.body).is_ok()) {
+///         ConsumeConcurrentlyStatus::ConsumeSuccess
+///     } else {
+///         ctx.set_delay_level(3);
+///         ConsumeConcurrentlyStatus::ReconsumeLater
+///     }
+/// };
+/// # let _ = listener;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumeConcurrentlyStatus {
     /// Done: the messages count as consumed.
@@ -122,6 +159,23 @@ pub enum ConsumeConcurrentlyStatus {
 }
 
 /// What an orderly listener says about a batch.
+///
+/// ```
+/// use std::time::Duration;
+/// use rocketmq_blocking::consumer::{ConsumeOrderlyContext, ConsumeOrderlyStatus};
+/// use rocketmq_blocking::MessageExt;
+///
+/// // Keep the queue's order: on failure, wait 2 s and get the same batch again.
+/// let listener = |msgs: &[MessageExt], ctx: &mut ConsumeOrderlyContext| {
+///     if msgs.iter().all(|m| !m.body.is_empty()) {
+///         ConsumeOrderlyStatus::Success
+///     } else {
+///         ctx.set_suspend_time(Duration::from_secs(2));
+///         ConsumeOrderlyStatus::SuspendCurrentQueueAMoment
+///     }
+/// };
+/// # let _ = listener;
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ConsumeOrderlyStatus {
     /// Done: move on to the next messages of the queue.
@@ -271,16 +325,6 @@ impl Gate {
             st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
         }
         st.active.iter().copied().collect()
-    }
-}
-
-/// Joins `handles`, except those of threads still inside a listener call
-/// (`busy`): they are left to finish on their own and exit.
-pub(crate) fn join_all(handles: Vec<JoinHandle<()>>, busy: &HashSet<ThreadId>) {
-    for h in handles {
-        if !busy.contains(&h.thread().id()) && h.thread().id() != std::thread::current().id() {
-            let _ = h.join();
-        }
     }
 }
 

@@ -11,11 +11,13 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
 use super::instance::{lock, Instance};
-use crate::error::{Error, Result};
+use crate::error::{Error, OperationKind, Result};
+use crate::net::fanout::invoke_all;
 use crate::protocol::MessageQueue;
 
 /// File name of a group's offsets inside its directory.
@@ -185,8 +187,15 @@ impl OffsetStore {
         }
     }
 
-    /// Persists the offsets of `queues` (remote) or the whole table (local).
+    /// Persists the offsets of `queues` (remote) or the whole table (local),
+    /// waiting up to one request timeout.
     pub fn persist(&self, inst: &Instance, queues: &[MessageQueue]) -> Result<()> {
+        self.persist_until(inst, queues, Instant::now() + inst.config.request_timeout())
+    }
+
+    /// Persists like [`persist`](Self::persist); remote offsets go to every
+    /// broker at once and their answers are awaited until `deadline` at most.
+    pub fn persist_until(&self, inst: &Instance, queues: &[MessageQueue], deadline: Instant) -> Result<()> {
         match &self.backend {
             Backend::Remote => {
                 let offsets: Vec<(MessageQueue, i64)> = {
@@ -194,8 +203,29 @@ impl OffsetStore {
                     queues.iter().filter_map(|q| t.get(q).map(|o| (q.clone(), *o))).collect()
                 };
                 let mut first_err = None;
+                let mut sent = Vec::new();
                 for (q, o) in offsets {
-                    if let Err(e) = inst.broker_of(&q).and_then(|c| c.update_consumer_offset(&inst.group, &q, o)) {
+                    let call = inst.broker_of(&q).and_then(|c| {
+                        let cmd = c.update_offset_command(&inst.group, &q, o)?;
+                        Ok((c, cmd))
+                    });
+                    match call {
+                        Ok((c, cmd)) => sent.push((c, cmd, q)),
+                        Err(e) => {
+                            first_err.get_or_insert(e);
+                        }
+                    }
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                }
+                let calls = sent.iter().map(|(c, cmd, _)| (c.connection(), cmd.clone())).collect();
+                let results = invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
+                for ((c, _, q), r) in sent.iter().zip(results) {
+                    let checked = r.and_then(|resp| {
+                        c.expect_success(&resp, "update consumer offset", OperationKind::Offset, &q.topic, q.queue_id)
+                    });
+                    if let Err(e) = checked {
                         first_err.get_or_insert(e);
                     }
                 }

@@ -10,23 +10,29 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO, DEFAULT_PUSH_SUSPEND, LOCK_MAX_LIVE};
 use super::instance::{lock, retry_topic, Instance};
 use super::offset_store::OffsetStore;
-use super::rebalance::{self, QueueOwner};
+use super::pull_service::{Next, PullService, Puller};
+use super::rebalance::{self, DirectReply, QueueOwner};
 use super::{
-    join_all, prepare_messages, spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
+    prepare_messages, spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
     ConsumeOrderlyStatus, Gate, MessageListenerConcurrently, MessageListenerOrderly, MessageSelector,
 };
-use crate::broker::{PullRequest, PullStatus};
+use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
+use crate::protocol::admin::{self, ConsumeMessageDirectlyResult, ConsumerRunningInfo, ProcessQueueInfo};
 use crate::protocol::body::{ConsumeType, SubscriptionData};
 use crate::protocol::{MessageExt, MessageQueue};
+use crate::threads::join_until;
 use crate::validate;
 
 /// Flow control: wait this long before looking at a full queue again (Java: 50 ms).
 const FLOW_CONTROL_DELAY: Duration = Duration::from_millis(50);
 /// A failed send-back is consumed again locally after this (Java: 5 s).
 const LOCAL_RETRY_DELAY: Duration = Duration::from_secs(5);
-/// Orderly: wait before trying a refused queue lock again.
+/// Orderly: wait before looking at a queue whose lock lapsed again.
 const LOCK_RETRY_DELAY: Duration = Duration::from_secs(1);
+/// Orderly: longest a consume thread stays with one queue before it lets
+/// other queues have a turn (Java's MAX_TIME_CONSUME_CONTINUOUSLY).
+const ORDERLY_SLICE: Duration = Duration::from_secs(60);
 
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
@@ -51,15 +57,31 @@ struct PqState {
     dropped: Option<DropReason>,
     /// Offsets (and body sizes) of pulled messages not yet consumed.
     msgs: BTreeMap<i64, usize>,
+    /// Orderly: the pulled messages themselves, consumed in offset order.
+    ordered: BTreeMap<i64, MessageExt>,
     bytes: usize,
     /// Highest offset ever put (-1: none).
     max_offset: i64,
+    /// Where the next pull starts; `None` until the background thread found
+    /// the start offset.
+    next_offset: Option<i64>,
+    /// Broker id the last pull suggested (0: master; a slave while the
+    /// master is busy or down).
+    suggested_broker: i64,
+    /// The pull threads left the queue to the background thread (start
+    /// offset or orderly lock needed); it reschedules the queue.
+    parked: bool,
     /// Orderly: when the broker last confirmed our lock.
     locked_at: Option<Instant>,
+    /// Orderly: a consume task of this queue is queued or running.
+    consume_scheduled: bool,
     /// Orderly: a listener call on this queue is running.
     consuming: bool,
     /// Orderly: the offset was persisted and the lock released after the drop.
     released: bool,
+    /// For operations tools: last pull and last listener call (ms since the epoch).
+    last_pull_ms: i64,
+    last_consume_ms: i64,
 }
 
 /// Java's ProcessQueue: the consume state of one queue.
@@ -67,7 +89,6 @@ struct ProcessQueue {
     mq: MessageQueue,
     user_mq: MessageQueue,
     state: Mutex<PqState>,
-    cond: Condvar,
 }
 
 impl ProcessQueue {
@@ -78,13 +99,19 @@ impl ProcessQueue {
             state: Mutex::new(PqState {
                 dropped: None,
                 msgs: BTreeMap::new(),
+                ordered: BTreeMap::new(),
                 bytes: 0,
                 max_offset: -1,
+                next_offset: None,
+                suggested_broker: 0,
+                parked: true,
                 locked_at: None,
+                consume_scheduled: false,
                 consuming: false,
                 released: false,
+                last_pull_ms: 0,
+                last_consume_ms: 0,
             }),
-            cond: Condvar::new(),
         }
     }
 
@@ -94,30 +121,26 @@ impl ProcessQueue {
 
     fn drop_queue(&self, reason: DropReason) {
         lock(&self.state).dropped.get_or_insert(reason);
-        self.cond.notify_all();
     }
 
-    /// Waits up to `d`, returning early when the queue is dropped.
-    fn wait(&self, d: Duration) {
-        let deadline = Instant::now() + d;
-        let mut st = lock(&self.state);
-        while st.dropped.is_none() {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
-    }
-
-    fn put(&self, msgs: &[MessageExt]) {
+    /// Records pulled messages (orderly: keeps them for the listener);
+    /// returns true when an orderly consume task must be queued.
+    fn put(&self, msgs: &[MessageExt], keep: bool) -> bool {
         let mut st = lock(&self.state);
         for m in msgs {
             if st.msgs.insert(m.queue_offset, m.body.len()).is_none() {
                 st.bytes += m.body.len();
             }
             st.max_offset = st.max_offset.max(m.queue_offset);
+            if keep {
+                st.ordered.insert(m.queue_offset, m.clone());
+            }
         }
+        if keep && !st.consume_scheduled && !st.ordered.is_empty() {
+            st.consume_scheduled = true;
+            return true;
+        }
+        false
     }
 
     /// Removes consumed offsets; returns the offset to commit: the smallest
@@ -131,11 +154,9 @@ impl ProcessQueue {
             if let Some(size) = st.msgs.remove(o) {
                 st.bytes -= size;
             }
+            st.ordered.remove(o);
         }
-        let result = st.msgs.keys().next().copied().unwrap_or(st.max_offset + 1);
-        drop(st);
-        self.cond.notify_all();
-        Some(result)
+        Some(st.msgs.keys().next().copied().unwrap_or(st.max_offset + 1))
     }
 
     fn is_empty(&self) -> bool {
@@ -147,6 +168,24 @@ impl ProcessQueue {
         st.msgs.len() >= count || st.bytes >= bytes
     }
 
+    /// The queue as operations tools see it.
+    fn info(&self, commit_offset: i64) -> ProcessQueueInfo {
+        let st = lock(&self.state);
+        ProcessQueueInfo {
+            commit_offset,
+            cached_msg_min_offset: st.msgs.keys().next().copied().unwrap_or(0),
+            cached_msg_max_offset: st.msgs.keys().next_back().copied().unwrap_or(0),
+            cached_msg_count: st.msgs.len() as i32,
+            cached_msg_size_in_mib: (st.bytes / (1024 * 1024)) as i32,
+            locked: st.locked_at.is_some_and(|t| t.elapsed() < LOCK_MAX_LIVE),
+            last_lock_timestamp: st.locked_at.map_or(0, |t| now_ms() - t.elapsed().as_millis() as i64),
+            droped: st.dropped.is_some(),
+            last_pull_timestamp: st.last_pull_ms,
+            last_consume_timestamp: st.last_consume_ms,
+            ..ProcessQueueInfo::default()
+        }
+    }
+
     fn set_locked(&self, locked: bool) {
         lock(&self.state).locked_at = if locked { Some(Instant::now()) } else { None };
     }
@@ -155,18 +194,31 @@ impl ProcessQueue {
         lock(&self.state).locked_at.is_some_and(|t| t.elapsed() < LOCK_MAX_LIVE)
     }
 
-    /// Orderly: marks a listener call as running; false when dropped.
-    fn begin_consume(&self) -> bool {
+    /// Orderly: the next batch to hand to the listener, marked as running;
+    /// `None` (and no task scheduled any more) when there is none or the
+    /// queue was dropped.
+    fn begin_consume(&self, size: usize) -> Option<Vec<MessageExt>> {
         let mut st = lock(&self.state);
-        if st.dropped.is_some() {
-            return false;
+        if st.dropped.is_some() || st.ordered.is_empty() {
+            st.consume_scheduled = false;
+            return None;
         }
         st.consuming = true;
-        true
+        Some(st.ordered.values().take(size).cloned().collect())
     }
 
     fn end_consume(&self) {
         lock(&self.state).consuming = false;
+    }
+
+    /// Orderly: counts one more delivery of these messages.
+    fn count_redelivery(&self, offsets: &[i64]) {
+        let mut st = lock(&self.state);
+        for o in offsets {
+            if let Some(m) = st.ordered.get_mut(o) {
+                m.reconsume_times += 1;
+            }
+        }
     }
 
     /// Orderly: true exactly once, for whoever may release the queue after a
@@ -181,9 +233,14 @@ impl ProcessQueue {
     }
 }
 
-struct Task {
-    pq: Arc<ProcessQueue>,
-    msgs: Vec<MessageExt>,
+/// Work for the consume threads.
+enum Task {
+    /// Concurrently: a batch of one queue.
+    Batch { pq: Arc<ProcessQueue>, msgs: Vec<MessageExt> },
+    /// Orderly: consume what the queue holds, in order.
+    Queue(Arc<ProcessQueue>),
+    /// An operations tool's CONSUME_MESSAGE_DIRECTLY.
+    Direct(Box<MessageExt>, String, DirectReply),
 }
 
 #[derive(Default)]
@@ -193,8 +250,9 @@ struct PoolState {
     stopped: bool,
 }
 
-/// Work for the `rocketmq-consume-<n>` threads: batches ready now, and
-/// batches to consume again later.
+/// Work for the `rocketmq-consume-<n>` threads: tasks ready now, and tasks
+/// to run again later. Bounded by the flow control: a queue is not pulled
+/// while it holds more than the pull thresholds.
 #[derive(Default)]
 struct WorkQueue {
     state: Mutex<PoolState>,
@@ -247,26 +305,21 @@ impl WorkQueue {
     }
 }
 
-struct QueueEntry {
-    pq: Arc<ProcessQueue>,
-    handle: Option<JoinHandle<()>>,
-}
-
 struct PushInner {
     inst: Arc<Instance>,
     store: OffsetStore,
     listener: OnceLock<Listener>,
-    table: Mutex<HashMap<MessageQueue, QueueEntry>>,
-    retired: Mutex<Vec<JoinHandle<()>>>,
+    table: Mutex<HashMap<MessageQueue, Arc<ProcessQueue>>>,
     gate: Gate,
     work: WorkQueue,
+    pulls: PullService<Arc<ProcessQueue>>,
     retry_topic: String,
     consume_timestamp_ms: AtomicI64,
 }
 
 enum RunState {
     Created,
-    Running { service: JoinHandle<()>, workers: Vec<JoinHandle<()>> },
+    Running { threads: Vec<JoinHandle<()>> },
     Stopped,
 }
 
@@ -320,9 +373,9 @@ impl PushConsumer {
             store,
             listener: OnceLock::new(),
             table: Mutex::new(HashMap::new()),
-            retired: Mutex::new(Vec::new()),
             gate: Gate::default(),
             work: WorkQueue::default(),
+            pulls: PullService::new(),
             consume_timestamp_ms: AtomicI64::new(0),
         };
         Ok(PushConsumer { inner: Arc::new(inner), run: Mutex::new(RunState::Created) })
@@ -345,6 +398,20 @@ impl PushConsumer {
         validate::check_topic(topic)?;
         let inst = &self.inner.inst;
         inst.set_subscription(selector.into().subscription(&inst.config.with_namespace(topic))?);
+        if matches!(*lock(&self.run), RunState::Running { .. }) {
+            inst.signal.request_heartbeat();
+            inst.signal.request_rebalance();
+        }
+        Ok(())
+    }
+
+    /// Stops consuming `topic`: the next rebalance, run at once, gives its
+    /// queues up (offsets persisted, orderly locks released) and the next
+    /// heartbeat, also at once, tells the brokers. Allowed before `start`.
+    pub fn unsubscribe(&self, topic: &str) -> Result<()> {
+        validate::check_topic(topic)?;
+        let inst = &self.inner.inst;
+        inst.remove_subscription(&inst.config.with_namespace(topic));
         if matches!(*lock(&self.run), RunState::Running { .. }) {
             inst.signal.request_heartbeat();
             inst.signal.request_rebalance();
@@ -380,11 +447,9 @@ impl PushConsumer {
         }
         let inner = &self.inner;
         let inst = &inner.inst;
-        let listener = inner
-            .listener
-            .get()
-            .cloned()
-            .ok_or_else(|| Error::invalid("listener", "register a listener before start"))?;
+        if inner.listener.get().is_none() {
+            return Err(Error::invalid("listener", "register a listener before start"));
+        }
         if inst.subscriptions().is_empty() {
             return Err(Error::invalid("subscription", "subscribe to a topic before start"));
         }
@@ -394,29 +459,30 @@ impl PushConsumer {
         let ts =
             inst.config.consume_timestamp_ms().unwrap_or(now_ms() - DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64);
         inner.consume_timestamp_ms.store(ts, Ordering::SeqCst);
-        inst.heartbeat_all();
+        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
+        inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
 
-        let mut workers = Vec::new();
-        let mut started = || -> Result<JoinHandle<()>> {
-            if let Listener::Concurrently(_) = listener {
-                for _ in 0..inst.config.consume_threads() {
-                    let me = Arc::clone(inner);
-                    workers.push(spawn("consume", move || me.worker_loop())?);
-                }
+        let mut threads = Vec::new();
+        let mut started = || -> Result<()> {
+            for _ in 0..inst.config.consume_threads() {
+                let me = Arc::clone(inner);
+                threads.push(spawn("consume", move || me.worker_loop())?);
             }
-            let orderly_locks = matches!(listener, Listener::Orderly(_)) && inst.clustering();
-            rebalance::spawn_service(Arc::clone(inst), Arc::clone(inner) as Arc<dyn QueueOwner>, orderly_locks)
+            threads.extend(inner.pulls.start(Arc::clone(inner), inst.config.pull_threads())?);
+            threads.push(rebalance::spawn_service(Arc::clone(inst), Arc::clone(inner) as Arc<dyn QueueOwner>)?);
+            Ok(())
         };
         match started() {
-            Ok(service) => {
-                *run = RunState::Running { service, workers };
+            Ok(()) => {
+                *run = RunState::Running { threads };
                 Ok(())
             }
             Err(e) => {
                 inst.signal.stop();
                 inner.work.stop();
-                join_all(workers, &Default::default());
+                inner.pulls.stop();
                 inst.close();
+                join_until(threads, Instant::now() + Duration::from_secs(1));
                 *run = RunState::Stopped;
                 Err(e)
             }
@@ -425,21 +491,22 @@ impl PushConsumer {
 
     /// The queues this consumer holds now (topics without the namespace).
     pub fn assignment(&self) -> Vec<MessageQueue> {
-        let mut v: Vec<MessageQueue> = lock(&self.inner.table).values().map(|e| e.pq.user_mq.clone()).collect();
+        let mut v: Vec<MessageQueue> = lock(&self.inner.table).values().map(|pq| pq.user_mq.clone()).collect();
         v.sort();
         v
     }
 
     /// Stops: no listener call starts after this begins; waits up to the
-    /// await-termination bound for running ones; persists offsets, releases
-    /// orderly locks, unregisters, closes the connections and joins every
-    /// thread (a listener call still running past the bound is left to
-    /// finish on its own thread). Idempotent; also run by `Drop`.
+    /// await-termination bound for running ones; then, with one request
+    /// timeout for all brokers together, persists offsets, releases orderly
+    /// locks and unregisters; closes the connections and joins every thread
+    /// (within a second; a listener call still running past the bound is
+    /// left to finish on its own thread). Idempotent; also run by `Drop`.
     pub fn shutdown(&self) {
-        let (service, workers) = {
+        let threads = {
             let mut run = lock(&self.run);
             match std::mem::replace(&mut *run, RunState::Stopped) {
-                RunState::Running { service, workers } => (service, workers),
+                RunState::Running { threads } => threads,
                 _ => return,
             }
         };
@@ -448,23 +515,19 @@ impl PushConsumer {
         inst.signal.stop();
         inner.gate.close();
         inner.work.stop();
-        let _ = service.join();
-        let busy = inner.gate.wait_idle(inst.config.await_termination());
-        let entries: Vec<(MessageQueue, QueueEntry)> = lock(&inner.table).drain().collect();
-        for (_, e) in &entries {
-            e.pq.drop_queue(DropReason::Shutdown);
+        inner.pulls.stop();
+        inner.gate.wait_idle(inst.config.await_termination());
+        let deadline = Instant::now() + inst.config.request_timeout();
+        let queues: Vec<Arc<ProcessQueue>> = lock(&inner.table).drain().map(|(_, pq)| pq).collect();
+        for pq in &queues {
+            pq.drop_queue(DropReason::Shutdown);
         }
-        let queues: Vec<MessageQueue> = entries.iter().map(|(q, _)| q.clone()).collect();
-        let _ = inner.store.persist(inst, &queues);
-        if inner.orderly_locks() {
-            inner.unlock(&queues);
-        }
-        inst.unregister_all();
+        let queues: Vec<MessageQueue> = queues.iter().map(|pq| pq.mq.clone()).collect();
+        let _ = inner.store.persist_until(inst, &queues, deadline);
+        let unlock = if inner.orderly_locks() { queues } else { Vec::new() };
+        inst.leave(&unlock, deadline);
         inst.close();
-        let mut handles: Vec<JoinHandle<()>> = entries.into_iter().filter_map(|(_, e)| e.handle).collect();
-        handles.append(&mut lock(&inner.retired));
-        handles.extend(workers);
-        join_all(handles, &busy);
+        join_until(threads, Instant::now() + Duration::from_secs(1));
     }
 }
 
@@ -486,23 +549,28 @@ impl PushInner {
 
     fn worker_loop(&self) {
         while let Some(task) = self.work.take() {
-            self.consume_concurrently(task);
+            match task {
+                Task::Batch { pq, msgs } => self.consume_concurrently(pq, msgs),
+                Task::Queue(pq) => self.consume_orderly(pq),
+                Task::Direct(msg, broker, reply) => self.consume_directly_now(*msg, &broker, reply),
+            }
         }
     }
 
-    fn consume_concurrently(&self, task: Task) {
+    fn consume_concurrently(&self, pq: Arc<ProcessQueue>, msgs: Vec<MessageExt>) {
         let Some(Listener::Concurrently(listener)) = self.listener.get() else { return };
-        if task.pq.dropped().is_some() {
+        if pq.dropped().is_some() {
             return;
         }
         let Some(pass) = self.gate.enter() else { return };
-        let mut ctx = ConsumeConcurrentlyContext { queue: task.pq.user_mq.clone(), delay_level: 0 };
-        let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&task.msgs, &mut ctx)))
+        let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
+        let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)))
             .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
+        lock(&pq.state).last_consume_ms = now_ms();
         let mut again = Vec::new();
         if status == ConsumeConcurrentlyStatus::ReconsumeLater && self.inst.clustering() {
-            for m in &task.msgs {
-                if self.send_back(&task.pq, m, ctx.delay_level).is_err() {
+            for m in &msgs {
+                if self.send_back(&pq, m, ctx.delay_level).is_err() {
                     let mut m = m.clone();
                     m.reconsume_times += 1;
                     again.push(m);
@@ -510,14 +578,14 @@ impl PushInner {
             }
         }
         let done: Vec<i64> =
-            task.msgs.iter().map(|m| m.queue_offset).filter(|o| !again.iter().any(|m| m.queue_offset == *o)).collect();
-        if let Some(offset) = task.pq.remove(&done) {
-            if task.pq.dropped().is_none() {
-                self.store.update(&task.pq.mq, offset, true);
+            msgs.iter().map(|m| m.queue_offset).filter(|o| !again.iter().any(|m| m.queue_offset == *o)).collect();
+        if let Some(offset) = pq.remove(&done) {
+            if pq.dropped().is_none() {
+                self.store.update(&pq.mq, offset, true);
             }
         }
         if !again.is_empty() {
-            self.work.push_later(Task { pq: task.pq, msgs: again }, LOCAL_RETRY_DELAY);
+            self.work.push_later(Task::Batch { pq, msgs: again }, LOCAL_RETRY_DELAY);
         }
         drop(pass);
     }
@@ -530,63 +598,94 @@ impl PushInner {
         client.send_message_back(&self.inst.group, &wire, delay_level, self.inst.config.max_reconsume_times())
     }
 
-    /// Orderly: calls the listener batch by batch, in order. Returns the
-    /// offset to pull from again when it stopped early (dropped, lock lost,
-    /// shutting down).
-    fn consume_orderly(&self, pq: &ProcessQueue, mut msgs: Vec<MessageExt>) -> Option<i64> {
-        let Some(Listener::Orderly(listener)) = self.listener.get() else { return None };
+    /// Orderly: calls the listener batch by batch, in queue order, for up
+    /// to [`ORDERLY_SLICE`]; then queues itself again so other queues get
+    /// their turn. Only one task per queue exists at a time.
+    fn consume_orderly(&self, pq: Arc<ProcessQueue>) {
+        let Some(Listener::Orderly(listener)) = self.listener.get() else { return };
         let config = &self.inst.config;
         let locks = self.orderly_locks();
-        let size = config.consume_batch_size();
-        let mut start = 0;
-        while start < msgs.len() {
-            let end = (start + size).min(msgs.len());
-            loop {
-                let resume = Some(msgs[start].queue_offset);
-                if locks && !pq.lock_valid() {
-                    return resume;
-                }
-                let Some(pass) = self.gate.enter() else { return resume };
-                if !pq.begin_consume() {
-                    return resume;
-                }
-                let batch = &mut msgs[start..end];
-                let mut ctx = ConsumeOrderlyContext { queue: pq.user_mq.clone(), suspend: None };
-                let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(batch, &mut ctx)))
-                    .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
-                let next = batch[batch.len() - 1].queue_offset + 1;
-                let done = match status {
-                    ConsumeOrderlyStatus::Success => true,
-                    ConsumeOrderlyStatus::SuspendCurrentQueueAMoment => {
-                        // Java's checkReconsumeTimes: once every message of the batch
-                        // used up its deliveries, it goes to the DLQ and the queue moves on.
-                        let exhausted = self.inst.clustering()
-                            && batch.iter().all(|m| m.reconsume_times >= config.max_reconsume_times())
-                            && batch.iter().all(|m| self.send_back(pq, m, -1).is_ok());
-                        if !exhausted {
-                            for m in batch.iter_mut() {
-                                m.reconsume_times += 1;
-                            }
-                        }
-                        exhausted
-                    }
-                };
-                if done {
-                    self.store.update(&pq.mq, next, false);
-                }
-                pq.end_consume();
-                drop(pass);
-                if pq.take_release_duty() {
-                    self.release(&pq.mq);
-                }
-                if done {
-                    break;
-                }
-                pq.wait(ctx.suspend.unwrap_or(config.suspend_current_queue_time()));
+        let slice_end = Instant::now() + ORDERLY_SLICE;
+        loop {
+            if locks && !pq.lock_valid() {
+                // The background thread locks it again; look back later.
+                self.work.push_later(Task::Queue(pq), LOCK_RETRY_DELAY);
+                return;
             }
-            start = end;
+            let Some(pass) = self.gate.enter() else { return };
+            let Some(batch) = pq.begin_consume(config.consume_batch_size()) else { return };
+            let mut ctx = ConsumeOrderlyContext { queue: pq.user_mq.clone(), suspend: None };
+            let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)))
+                .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
+            let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
+            lock(&pq.state).last_consume_ms = now_ms();
+            let done = match status {
+                ConsumeOrderlyStatus::Success => true,
+                // Java's checkReconsumeTimes: once every message of the batch
+                // used up its deliveries, it goes to the DLQ and the queue moves on.
+                ConsumeOrderlyStatus::SuspendCurrentQueueAMoment => {
+                    self.inst.clustering()
+                        && batch.iter().all(|m| m.reconsume_times >= config.max_reconsume_times())
+                        && batch.iter().all(|m| self.send_back(&pq, m, -1).is_ok())
+                }
+            };
+            if done {
+                if let Some(offset) = pq.remove(&offsets) {
+                    self.store.update(&pq.mq, offset, false);
+                }
+            } else {
+                pq.count_redelivery(&offsets);
+            }
+            pq.end_consume();
+            drop(pass);
+            if pq.take_release_duty() {
+                self.release(&pq.mq);
+                return;
+            }
+            if !done {
+                let pause = ctx.suspend.unwrap_or(config.suspend_current_queue_time());
+                self.work.push_later(Task::Queue(pq), pause);
+                return;
+            }
+            if Instant::now() >= slice_end {
+                self.work.push(Task::Queue(pq));
+                return;
+            }
         }
-        None
+    }
+
+    /// Calls the listener with one message an operations tool sent
+    /// (Java's `consumeMessageDirectly`: no retry, no offset change).
+    fn consume_directly_now(&self, msg: MessageExt, broker_name: &str, reply: DirectReply) {
+        let mut msg = msg;
+        msg.topic = self.inst.config.without_namespace(&msg.topic).to_string();
+        let queue = MessageQueue::new(msg.topic.clone(), broker_name, msg.queue_id);
+        let Some(_pass) = self.gate.enter() else { return };
+        let started = Instant::now();
+        let msgs = std::slice::from_ref(&msg);
+        let (order, result) = match self.listener.get() {
+            Some(Listener::Concurrently(l)) => {
+                let mut ctx = ConsumeConcurrentlyContext { queue, delay_level: 0 };
+                let r = catch_unwind(AssertUnwindSafe(|| l.consume_message(msgs, &mut ctx)));
+                (
+                    false,
+                    r.map(|s| if s == ConsumeConcurrentlyStatus::ConsumeSuccess { "CR_SUCCESS" } else { "CR_LATER" }),
+                )
+            }
+            Some(Listener::Orderly(l)) => {
+                let mut ctx = ConsumeOrderlyContext { queue, suspend: None };
+                let r = catch_unwind(AssertUnwindSafe(|| l.consume_message(msgs, &mut ctx)));
+                (true, r.map(|s| if s == ConsumeOrderlyStatus::Success { "CR_SUCCESS" } else { "CR_LATER" }))
+            }
+            None => return,
+        };
+        reply(ConsumeMessageDirectlyResult {
+            order,
+            auto_commit: true,
+            consume_result: result.unwrap_or("CR_THROW_EXCEPTION").to_string(),
+            remark: String::new(),
+            spent_time_mills: started.elapsed().as_millis() as i64,
+        });
     }
 
     /// Offset for messages that were all filtered out: move on when nothing is in flight.
@@ -607,111 +706,131 @@ impl PushInner {
         locked
     }
 
-    fn unlock(&self, queues: &[MessageQueue]) {
-        let inst = &self.inst;
-        let mut by_broker: BTreeMap<&str, Vec<MessageQueue>> = BTreeMap::new();
-        for q in queues {
-            by_broker.entry(q.broker_name.as_str()).or_default().push(q.clone());
-        }
-        for (broker, list) in by_broker {
-            let _ = inst.broker(broker).and_then(|c| c.unlock_batch_mq(&inst.group, &inst.client_id, &list));
-        }
-    }
-
     /// A queue given up: persist and forget its offset, release its lock.
     fn release(&self, mq: &MessageQueue) {
         let _ = self.store.persist(&self.inst, std::slice::from_ref(mq));
         self.store.remove(mq);
         if self.orderly_locks() {
-            self.unlock(std::slice::from_ref(mq));
+            let inst = &self.inst;
+            let _ = inst
+                .broker(&mq.broker_name)
+                .and_then(|c| c.unlock_batch_mq(&inst.group, &inst.client_id, std::slice::from_ref(mq)));
         }
     }
+}
 
-    fn pull_loop(&self, pq: Arc<ProcessQueue>) {
+impl Puller for PushInner {
+    type Queue = Arc<ProcessQueue>;
+
+    fn next_pull(&self, pq: &Arc<ProcessQueue>) -> Next {
         let inst = &self.inst;
         let config = &inst.config;
-        let orderly = self.orderly();
-        let locks = self.orderly_locks();
-        let suspend = inst.broker_suspend(DEFAULT_PUSH_SUSPEND);
-        let mut next: Option<i64> = None;
-        while pq.dropped().is_none() {
-            if locks && !pq.lock_valid() && !self.lock_queue(&pq) {
-                pq.wait(LOCK_RETRY_DELAY);
-                continue;
+        let (offset, broker_id) = {
+            let mut st = lock(&pq.state);
+            if st.dropped.is_some() {
+                return Next::Idle;
             }
-            let offset = match next {
-                Some(o) => o,
-                None => {
-                    let ts = self.consume_timestamp_ms.load(Ordering::SeqCst);
-                    match rebalance::start_offset(inst, &self.store, &pq.mq, ts) {
-                        Ok(o) => {
-                            next = Some(o);
-                            o
-                        }
-                        Err(_) => {
-                            pq.wait(config.pull_error_delay());
-                            continue;
-                        }
+            let locked = st.locked_at.is_some_and(|t| t.elapsed() < LOCK_MAX_LIVE);
+            match st.next_offset {
+                Some(o) if locked || !self.orderly_locks() => (o, st.suggested_broker),
+                _ => {
+                    st.parked = true;
+                    return Next::Idle;
+                }
+            }
+        };
+        if pq.over_threshold(config.pull_threshold_for_queue(), config.pull_threshold_size_for_queue()) {
+            return Next::Wait(FLOW_CONTROL_DELAY);
+        }
+        let Some(sub) = inst.subscription(&pq.mq.topic) else { return Next::Wait(config.pull_error_delay()) };
+        let client = match inst.broker_for_pull(&pq.mq, broker_id) {
+            Ok(c) => c,
+            Err(_) => return Next::Wait(config.pull_error_delay()),
+        };
+        let mut req = PullRequest::new(inst.group.clone(), pq.mq.clone(), offset);
+        req.max_msgs = config.pull_batch_size();
+        req.suspend = Some(inst.broker_suspend(DEFAULT_PUSH_SUSPEND));
+        req.expression = Some(sub.sub_string.clone());
+        req.expression_type = sub.expression_type.clone();
+        req.sub_version = sub.sub_version;
+        Next::Pull(req, client)
+    }
+
+    fn pulled(
+        &self,
+        pq: &Arc<ProcessQueue>,
+        req: &PullRequest,
+        result: Result<PullResult>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
+        let inst = &self.inst;
+        let config = &inst.config;
+        if pq.dropped().is_some() {
+            return None;
+        }
+        let r = match result {
+            Ok(r) => r,
+            Err(e) => {
+                log_debug!("pull failed: queue={:?} offset={} error={e}", pq.mq, req.offset);
+                return Some(config.pull_error_delay());
+            }
+        };
+        {
+            let mut st = lock(&pq.state);
+            st.next_offset = Some(r.next_begin_offset);
+            st.suggested_broker = r.suggest_which_broker_id;
+            st.last_pull_ms = now_ms();
+        }
+        match r.status {
+            PullStatus::Found => {
+                let sub = inst.subscription(&pq.mq.topic)?;
+                let msgs =
+                    prepare_messages(r.messages, &sub, &self.retry_topic, |t| config.without_namespace(t).to_string());
+                if msgs.is_empty() {
+                    self.correct_tags_offset(pq, r.next_begin_offset);
+                } else if self.orderly() {
+                    if pq.put(&msgs, true) {
+                        self.work.push(Task::Queue(Arc::clone(pq)));
+                    }
+                } else {
+                    pq.put(&msgs, false);
+                    for chunk in msgs.chunks(config.consume_batch_size()) {
+                        self.work.push(Task::Batch { pq: Arc::clone(pq), msgs: chunk.to_vec() });
                     }
                 }
-            };
-            if !orderly && pq.over_threshold(config.pull_threshold_for_queue(), config.pull_threshold_size_for_queue())
-            {
-                pq.wait(FLOW_CONTROL_DELAY);
-                continue;
+                Some(Duration::ZERO)
             }
-            let Some(sub) = inst.subscription(&pq.mq.topic) else {
-                pq.wait(config.pull_error_delay());
-                continue;
-            };
-            let mut req = PullRequest::new(inst.group.clone(), pq.mq.clone(), offset);
-            req.max_msgs = config.pull_batch_size();
-            req.suspend = Some(suspend);
-            req.expression = Some(sub.sub_string.clone());
-            req.expression_type = sub.expression_type.clone();
-            req.sub_version = sub.sub_version;
-            let result = inst.broker_of(&pq.mq).and_then(|c| c.pull(&req));
-            if pq.dropped().is_some() {
-                break;
+            PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
+                self.correct_tags_offset(pq, r.next_begin_offset);
+                Some(empty_pull_delay(req, &r, elapsed, config.pull_error_delay()))
             }
-            let r = match result {
-                Ok(r) => r,
-                Err(_) => {
-                    pq.wait(config.pull_error_delay());
-                    continue;
-                }
-            };
-            next = Some(r.next_begin_offset);
-            match r.status {
-                PullStatus::Found => {
-                    let msgs = prepare_messages(r.messages, &sub, &self.retry_topic, |t| {
-                        config.without_namespace(t).to_string()
-                    });
-                    if msgs.is_empty() {
-                        self.correct_tags_offset(&pq, r.next_begin_offset);
-                    } else if orderly {
-                        if let Some(resume) = self.consume_orderly(&pq, msgs) {
-                            next = Some(resume);
-                        }
-                    } else {
-                        pq.put(&msgs);
-                        for chunk in msgs.chunks(config.consume_batch_size()) {
-                            self.work.push(Task { pq: Arc::clone(&pq), msgs: chunk.to_vec() });
-                        }
-                    }
-                }
-                PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {
-                    self.correct_tags_offset(&pq, r.next_begin_offset);
-                }
-                PullStatus::OffsetIllegal => {
-                    self.store.update(&pq.mq, r.next_begin_offset, false);
-                    let _ = self.store.persist(inst, std::slice::from_ref(&pq.mq));
-                }
+            PullStatus::OffsetIllegal => {
+                log_warn!("offset moved: queue={:?} offset={} next={}", pq.mq, req.offset, r.next_begin_offset);
+                // Java drops the queue and corrects the offset after 10 s;
+                // here the offset is corrected at once and the next pull waits.
+                self.store.update(&pq.mq, r.next_begin_offset, false);
+                let _ = self.store.persist(inst, std::slice::from_ref(&pq.mq));
+                Some(config.pull_error_delay())
             }
         }
-        if orderly && pq.take_release_duty() {
-            self.release(&pq.mq);
-        }
+    }
+}
+
+/// When to pull again after an answer without messages: at once after a
+/// long poll or when the offset moved on; after `error_delay` when the
+/// broker answered "nothing" at once without moving (a broken or
+/// misconfigured queue must not be pulled in a loop).
+pub(crate) fn empty_pull_delay(
+    req: &PullRequest,
+    r: &PullResult,
+    elapsed: Duration,
+    error_delay: Duration,
+) -> Duration {
+    let long_poll = req.suspend.map_or(Duration::ZERO, |s| s / 2);
+    if r.next_begin_offset == req.offset && elapsed < long_poll {
+        error_delay
+    } else {
+        Duration::ZERO
     }
 }
 
@@ -720,42 +839,123 @@ impl QueueOwner for PushInner {
         lock(&self.table).keys().filter(|q| q.topic == topic).cloned().collect()
     }
 
-    fn add(self: Arc<Self>, mq: MessageQueue) {
+    fn add(&self, mq: MessageQueue) {
         if self.inst.signal.is_stopped() {
             return;
         }
         let pq = Arc::new(ProcessQueue::new(mq.clone(), self.inst.user_queue(&mq)));
-        let me = Arc::clone(&self);
-        let for_thread = Arc::clone(&pq);
-        // A queue whose thread cannot start is tried again next rebalance.
-        if let Ok(handle) = spawn("pull", move || me.pull_loop(for_thread)) {
-            lock(&self.table).insert(mq, QueueEntry { pq, handle: Some(handle) });
-        }
+        lock(&self.table).insert(mq, pq);
     }
 
     fn remove(&self, mq: &MessageQueue) {
-        let Some(entry) = lock(&self.table).remove(mq) else { return };
-        entry.pq.drop_queue(DropReason::Rebalance);
+        let Some(pq) = lock(&self.table).remove(mq) else { return };
+        pq.drop_queue(DropReason::Rebalance);
         // Concurrently: at once. Orderly: here when no listener call runs on
-        // the queue, else by its pull thread right after that call.
-        if !self.orderly() || entry.pq.take_release_duty() {
+        // the queue, else by the consume thread right after that call.
+        if !self.orderly() || pq.take_release_duty() {
             self.release(mq);
         }
-        if let Some(h) = entry.handle {
-            lock(&self.retired).push(h);
+    }
+
+    fn prepare(&self) {
+        let parked: Vec<Arc<ProcessQueue>> =
+            lock(&self.table).values().filter(|pq| lock(&pq.state).parked).cloned().collect();
+        let ts = self.consume_timestamp_ms.load(Ordering::SeqCst);
+        for pq in parked {
+            if self.inst.signal.is_stopped() {
+                return;
+            }
+            if self.orderly_locks() && !pq.lock_valid() && !self.lock_queue(&pq) {
+                continue;
+            }
+            if lock(&pq.state).next_offset.is_none() {
+                match rebalance::start_offset(&self.inst, &self.store, &pq.mq, ts) {
+                    Ok(o) => lock(&pq.state).next_offset = Some(o),
+                    Err(_) => continue,
+                }
+            }
+            let mut st = lock(&pq.state);
+            st.parked = false;
+            let consume = self.orderly() && !st.ordered.is_empty() && !st.consume_scheduled;
+            st.consume_scheduled |= consume;
+            drop(st);
+            if consume {
+                self.work.push(Task::Queue(Arc::clone(&pq)));
+            }
+            self.pulls.schedule(pq, Duration::ZERO);
         }
     }
 
     fn persist(&self) {
         let queues: Vec<MessageQueue> = lock(&self.table).keys().cloned().collect();
+        if let Err(e) = self.store.persist(&self.inst, &queues) {
+            log_warn!("offset persist failed: group={} error={e}", self.inst.group);
+        }
+    }
+
+    fn rebalanced(&self) -> BTreeSet<MessageQueue> {
+        lock(&self.table).keys().cloned().collect()
+    }
+
+    fn running_info(&self) -> ConsumerRunningInfo {
+        let inst = &self.inst;
+        let threads = inst.config.consume_threads();
+        let queues: Vec<Arc<ProcessQueue>> = lock(&self.table).values().cloned().collect();
+        ConsumerRunningInfo {
+            properties: inst.base_properties(admin::CONSUME_PASSIVELY, self.orderly(), threads),
+            subscriptions: inst.subscriptions(),
+            queues: queues
+                .iter()
+                .map(|pq| (pq.mq.clone(), pq.info(self.store.read_memory(&pq.mq).unwrap_or(-1))))
+                .collect(),
+            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
+        }
+    }
+
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
+        let queues: Vec<MessageQueue> = lock(&self.table).keys().filter(|q| q.topic == topic).cloned().collect();
+        queues.into_iter().filter_map(|q| self.store.read_memory(&q).map(|o| (q, o))).collect()
+    }
+
+    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>) {
+        // Java: drop the topic's queues, store the new offsets, rebalance so
+        // that they are taken again and start from there.
+        let dropped: Vec<Arc<ProcessQueue>> = {
+            let mut t = lock(&self.table);
+            let keys: Vec<MessageQueue> = t.keys().filter(|q| q.topic == topic).cloned().collect();
+            keys.iter().filter_map(|k| t.remove(k)).collect()
+        };
+        for pq in &dropped {
+            pq.drop_queue(DropReason::Shutdown);
+        }
+        let mut queues = Vec::new();
+        for (mq, offset) in table.iter().filter(|(q, _)| q.topic == topic) {
+            self.store.update(mq, *offset, false);
+            queues.push(mq.clone());
+        }
         let _ = self.store.persist(&self.inst, &queues);
+        for pq in &dropped {
+            self.store.remove(&pq.mq);
+        }
+        self.inst.signal.request_rebalance();
+    }
+
+    fn consume_directly(&self, msg: MessageExt, broker_name: &str, reply: DirectReply) -> bool {
+        if self.listener.get().is_none() {
+            return false;
+        }
+        self.work.push(Task::Direct(Box::new(msg), broker_name.to_string(), reply));
+        true
     }
 
     fn renew_locks(&self) {
+        if !self.orderly_locks() {
+            return;
+        }
         let inst = &self.inst;
         let mut by_broker: BTreeMap<String, Vec<Arc<ProcessQueue>>> = BTreeMap::new();
-        for e in lock(&self.table).values() {
-            by_broker.entry(e.pq.mq.broker_name.clone()).or_default().push(Arc::clone(&e.pq));
+        for pq in lock(&self.table).values() {
+            by_broker.entry(pq.mq.broker_name.clone()).or_default().push(Arc::clone(pq));
         }
         for (broker, pqs) in by_broker {
             let queues: Vec<MessageQueue> = pqs.iter().map(|p| p.mq.clone()).collect();
@@ -766,16 +966,6 @@ impl QueueOwner for PushInner {
                     p.set_locked(locked.contains(&p.mq));
                 }
             }
-        }
-    }
-
-    fn reap(&self) {
-        let mut retired = lock(&self.retired);
-        let (done, running): (Vec<_>, Vec<_>) = retired.drain(..).partition(|h| h.is_finished());
-        *retired = running;
-        drop(retired);
-        for h in done {
-            let _ = h.join();
         }
     }
 }

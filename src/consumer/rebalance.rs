@@ -11,7 +11,7 @@
 //! (clustering) or take all (broadcasting), then drop the queues no longer
 //! ours and add the new ones.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -19,34 +19,68 @@ use std::time::{Duration, Instant};
 use super::instance::Instance;
 use super::offset_store::OffsetStore;
 use super::spawn;
+
+/// How often the background thread looks for queues to ready.
+const PREPARE_INTERVAL: Duration = Duration::from_millis(200);
 use crate::error::Result;
+use crate::protocol::admin::{ConsumeMessageDirectlyResult, ConsumerRunningInfo};
 use crate::protocol::body::ConsumeFromWhere;
-use crate::protocol::MessageQueue;
+use crate::protocol::{MessageExt, MessageQueue};
 
 /// What a consumer does when queues come and go; the background thread calls it.
 pub(crate) trait QueueOwner: Send + Sync {
     /// Queues of `topic` held now.
     fn held(&self, topic: &str) -> BTreeSet<MessageQueue>;
-    /// Starts consuming a queue.
-    fn add(self: Arc<Self>, mq: MessageQueue);
+    /// Takes a queue; [`prepare`](Self::prepare) starts pulling it.
+    fn add(&self, mq: MessageQueue);
     /// Stops consuming a queue: no more pulls, offset persisted, lock released.
     fn remove(&self, mq: &MessageQueue);
+    /// Readies the queues the pull threads left to this thread (start
+    /// offset, orderly lock: requests that may block) and schedules their pulls.
+    fn prepare(&self);
     /// Persists the offsets of the held queues.
     fn persist(&self);
     /// Orderly: renews the broker locks of the held queues.
     fn renew_locks(&self) {}
-    /// Joins pull threads of removed queues that have ended.
-    fn reap(&self) {}
+    /// The queues held through rebalancing (not assigned by hand).
+    fn rebalanced(&self) -> BTreeSet<MessageQueue>;
+    /// What operations tools see (GET_CONSUMER_RUNNING_INFO); from memory only.
+    fn running_info(&self) -> ConsumerRunningInfo;
+    /// Offsets in memory of the held queues of `topic` (wire names).
+    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64>;
+    /// Moves the held queues of `topic` to these offsets (an operations
+    /// tool's reset); the next message consumed is the one at the offset.
+    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>);
+    /// Hands a message to the listener on a consume thread, which answers
+    /// through `reply`; false when this consumer has no listener.
+    fn consume_directly(&self, _msg: MessageExt, _broker_name: &str, _reply: DirectReply) -> bool {
+        false
+    }
 }
+
+/// Answers a CONSUME_MESSAGE_DIRECTLY request once the listener returned.
+pub(crate) type DirectReply = Box<dyn FnOnce(ConsumeMessageDirectlyResult) + Send>;
 
 /// The queues this consumer should hold for `topic`; `None` keeps the
 /// current ones (route or consumer list not available).
 pub(crate) fn desired_queues(inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
-    let all = inst.topic_queues(topic).ok()?;
+    let all = match inst.topic_queues(topic) {
+        Ok(all) => all,
+        Err(e) => {
+            log_warn!("route refresh failed: group={} topic={topic} error={e}", inst.group);
+            return None;
+        }
+    };
     if !inst.clustering() {
         return Some(all.into_iter().collect());
     }
-    let ids = inst.consumer_ids(topic).ok()?;
+    let ids = match inst.consumer_ids(topic) {
+        Ok(ids) => ids,
+        Err(e) => {
+            log_warn!("consumer list failed: group={} topic={topic} error={e}", inst.group);
+            return None;
+        }
+    };
     if ids.is_empty() {
         return None;
     }
@@ -61,12 +95,20 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         }
         let Some(desired) = desired_queues(inst, &sub.topic) else { continue };
         let held = owner.held(&sub.topic);
+        if held != desired {
+            log_info!("rebalance: group={} topic={} held={} now={}", inst.group, sub.topic, held.len(), desired.len());
+        }
         for mq in held.difference(&desired) {
             owner.remove(mq);
         }
         for mq in desired.difference(&held) {
-            Arc::clone(owner).add(mq.clone());
+            owner.add(mq.clone());
         }
+    }
+    // Queues of topics no longer subscribed (after `unsubscribe`).
+    let topics: BTreeSet<String> = inst.subscriptions().into_iter().map(|s| s.topic).collect();
+    for mq in owner.rebalanced().iter().filter(|q| !topics.contains(&q.topic)) {
+        owner.remove(mq);
     }
 }
 
@@ -98,15 +140,11 @@ pub(crate) fn start_offset(
 }
 
 /// Starts the background thread.
-pub(crate) fn spawn_service(
-    inst: Arc<Instance>,
-    owner: Arc<dyn QueueOwner>,
-    renew_locks: bool,
-) -> Result<JoinHandle<()>> {
-    spawn("rebalance", move || run(&inst, &owner, renew_locks))
+pub(crate) fn spawn_service(inst: Arc<Instance>, owner: Arc<dyn QueueOwner>) -> Result<JoinHandle<()>> {
+    spawn("rebalance", move || run(&inst, &owner))
 }
 
-fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>, renew_locks: bool) {
+fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
     let c = &inst.config;
     let now = Instant::now();
     let mut next_rebalance = now;
@@ -114,33 +152,33 @@ fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>, renew_locks: bool) {
     let mut next_persist = now + c.persist_interval();
     let mut next_lock = now + c.lock_renew_interval();
     loop {
-        let mut deadline = next_rebalance.min(next_heartbeat).min(next_persist);
-        if renew_locks {
-            deadline = deadline.min(next_lock);
-        }
-        // Wake at least every second to reap ended pull threads.
-        deadline = deadline.min(Instant::now() + Duration::from_secs(1));
-        let w = inst.signal.wait_until(deadline);
+        let deadline = next_rebalance.min(next_heartbeat).min(next_persist).min(next_lock);
+        // Wake at least every second to ready queues the pull threads left here.
+        let w = inst.signal.wait_until(deadline.min(Instant::now() + PREPARE_INTERVAL));
         if w.stopped {
             return;
         }
         let now = Instant::now();
         if w.heartbeat || now >= next_heartbeat {
-            inst.heartbeat_all();
+            inst.heartbeat_all(Instant::now() + c.request_timeout());
             next_heartbeat = Instant::now() + c.heartbeat_interval();
         }
         if w.rebalance || now >= next_rebalance {
             rebalance(inst, owner);
             next_rebalance = Instant::now() + c.rebalance_interval();
         }
-        if renew_locks && now >= next_lock {
+        for (topic, table) in &w.resets {
+            log_info!("offset reset: group={} topic={topic} queues={}", inst.group, table.len());
+            owner.reset_offsets(topic, table);
+        }
+        if now >= next_lock {
             owner.renew_locks();
             next_lock = Instant::now() + c.lock_renew_interval();
         }
+        owner.prepare();
         if now >= next_persist {
             owner.persist();
             next_persist = Instant::now() + c.persist_interval();
         }
-        owner.reap();
     }
 }

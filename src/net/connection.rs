@@ -64,12 +64,27 @@ enum Failure {
 
 type Reply = std::result::Result<RemotingCommand, Failure>;
 
+/// Called once with the response to a request sent by
+/// [`Connection::invoke_async`], or with the error that ended the
+/// connection. It runs on the connection's reader thread (or on the thread
+/// that closes the connection), so it must return quickly and must not wait
+/// for anything on this connection.
+pub type ResponseCallback = Box<dyn FnOnce(Result<RemotingCommand>) + Send>;
+
+/// Who waits for a response.
+enum Waiter {
+    /// A thread blocked in [`Connection::invoke`].
+    Thread(SyncSender<Reply>),
+    /// A callback of [`Connection::invoke_async`].
+    Callback(ResponseCallback),
+}
+
 struct Shared {
     addr: String,
     writer: Mutex<TcpStream>,
     /// A clone used only to shut the socket down without taking the writer lock.
     control: TcpStream,
-    pending: Mutex<HashMap<i32, SyncSender<Reply>>>,
+    pending: Mutex<HashMap<i32, Waiter>>,
     closed: AtomicBool,
     failure: Mutex<Option<Failure>>,
     handler: Mutex<Option<RequestHandler>>,
@@ -100,8 +115,18 @@ impl Shared {
         self.closed.store(true, Ordering::SeqCst);
         let _ = self.control.shutdown(Shutdown::Both);
         let waiters: Vec<_> = lock(&self.pending).drain().collect();
-        for (_, tx) in waiters {
-            let _ = tx.try_send(Err(failure.clone()));
+        for (_, waiter) in waiters {
+            self.wake(waiter, Err(failure.clone()));
+        }
+    }
+
+    /// Hands a response or failure to its waiter (never under a lock).
+    fn wake(&self, waiter: Waiter, reply: Reply) {
+        match waiter {
+            Waiter::Thread(tx) => {
+                let _ = tx.try_send(reply);
+            }
+            Waiter::Callback(done) => done(reply.map_err(|f| self.failure_error(f))),
         }
     }
 
@@ -122,8 +147,9 @@ impl Shared {
 
     fn dispatch(&self, cmd: RemotingCommand) {
         if cmd.is_response() {
-            if let Some(tx) = lock(&self.pending).remove(&cmd.opaque) {
-                let _ = tx.try_send(Ok(cmd));
+            let waiter = lock(&self.pending).remove(&cmd.opaque);
+            if let Some(waiter) = waiter {
+                self.wake(waiter, Ok(cmd));
             }
             return;
         }
@@ -331,7 +357,7 @@ impl Connection {
         let opaque = self.prepare(&mut cmd)?;
         cmd.flag &= !FLAG_ONEWAY;
         let (tx, rx) = mpsc::sync_channel(1);
-        lock(&self.shared.pending).insert(opaque, tx);
+        lock(&self.shared.pending).insert(opaque, Waiter::Thread(tx));
         // The reader may have failed between prepare and insert.
         if self.is_closed() {
             lock(&self.shared.pending).remove(&opaque);
@@ -354,6 +380,47 @@ impl Connection {
             }
             Err(RecvTimeoutError::Disconnected) => Err(self.shared.failure_error(self.shared.current_failure())),
         }
+    }
+
+    /// Sends a request and returns once it is written; `done` is called
+    /// later with the response, or with the error that ends the connection.
+    /// Nothing times the request out: the caller keeps the returned opaque
+    /// and calls [`cancel`](Self::cancel) when its own deadline passes. On
+    /// an `Err` here `done` is dropped uncalled.
+    pub fn invoke_async(&self, mut cmd: RemotingCommand, done: ResponseCallback) -> Result<i32> {
+        let opaque = self.prepare(&mut cmd)?;
+        cmd.flag &= !FLAG_ONEWAY;
+        lock(&self.shared.pending).insert(opaque, Waiter::Callback(done));
+        // When the connection fails meanwhile, whoever takes the entry out
+        // of `pending` reports: this call with `Err`, or `fail` through `done`.
+        let outcome = if self.is_closed() {
+            Err(self.shared.failure_error(self.shared.current_failure()))
+        } else {
+            self.shared.write(&cmd.encode())
+        };
+        match outcome {
+            Err(e) if lock(&self.shared.pending).remove(&opaque).is_some() => Err(e),
+            _ => Ok(opaque),
+        }
+    }
+
+    /// Forgets the request `opaque` of [`invoke_async`](Self::invoke_async):
+    /// true when it was still waiting (its callback will never be called),
+    /// false when the callback has run or is running.
+    pub fn cancel(&self, opaque: i32) -> bool {
+        lock(&self.shared.pending).remove(&opaque).is_some()
+    }
+
+    /// Answers a request the peer started, later than its
+    /// [`RequestHandler`] returned (which then returned `None`): `response`
+    /// gets the request's opaque and the response flag.
+    pub fn respond(&self, request: &RemotingCommand, mut response: RemotingCommand) -> Result<()> {
+        if request.is_oneway() {
+            return Ok(());
+        }
+        response.opaque = request.opaque;
+        response.flag |= FLAG_RESPONSE;
+        self.shared.write(&response.encode())
     }
 
     /// Sends a request with the oneway flag and returns once it is written.

@@ -17,7 +17,8 @@ pub const DEFAULT_MAX_MESSAGE_SIZE: usize = validate::DEFAULT_MAX_MESSAGE_SIZE;
 pub const DEFAULT_COMPRESS_OVER: usize = 4 * 1024;
 /// Name server poll interval (Java `pollNameServerInterval`): 30 s.
 pub const DEFAULT_POLL_NAMESRV_INTERVAL: Duration = Duration::from_secs(30);
-/// Routes older than this are fetched again before use: 30 s.
+/// Routes older than this are fetched again before use, and a topic not
+/// sent to for this long is dropped from the routes the producer refreshes: 30 s.
 pub const DEFAULT_ROUTE_EXPIRY: Duration = Duration::from_secs(30);
 /// Heartbeat interval (Java `heartbeatBrokerInterval`): 30 s.
 pub const DEFAULT_HEARTBEAT_INTERVAL: Duration = Duration::from_secs(30);
@@ -183,7 +184,8 @@ impl ProducerConfig {
         compress_over: usize,
         /// How often routes are fetched again.
         poll_namesrv_interval: Duration,
-        /// Age after which a cached route is fetched before use.
+        /// Age after which a cached route is fetched before use; a topic not
+        /// sent to for this long stops being refreshed.
         route_expiry: Duration,
         /// How often the producer heartbeats to its brokers.
         heartbeat_interval: Duration,

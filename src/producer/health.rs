@@ -28,7 +28,8 @@ pub enum HealthState {
     Degraded,
     /// 5 failures in a row: not routed to until it recovers.
     Unhealthy,
-    /// Taken out by hand ([`MessageRouter::suspend_broker`](super::MessageRouter::suspend_broker)).
+    /// Taken out by hand ([`MessageRouter::suspend_broker`](super::MessageRouter::suspend_broker)):
+    /// never routed to, not even as a last resort.
     Suspended,
 }
 
@@ -165,6 +166,12 @@ impl BrokerHealthInfo {
     pub fn failures(&self) -> u64 {
         self.failures
     }
+    /// The share of sends and heartbeats that succeeded, 0.0 to 1.0;
+    /// `None` before the first result.
+    pub fn success_rate(&self) -> Option<f64> {
+        let total = self.successes + self.failures;
+        (total > 0).then(|| self.successes as f64 / total as f64)
+    }
     /// Failures since the last success.
     pub fn consecutive_failures(&self) -> u32 {
         self.consecutive_failures
@@ -213,6 +220,8 @@ mod tests {
         assert_eq!(h.state(), HealthState::Healthy);
         assert_eq!(h.successes(), 15);
         assert_eq!(h.failures(), 15);
+        assert_eq!(h.success_rate(), Some(0.5));
+        assert_eq!(BrokerHealthInfo::new("c").success_rate(), None);
     }
 
     #[test]

@@ -243,7 +243,10 @@ impl Inner {
         self.send_with_retries(&info, &wire, strategy, |c, q, t| c.send_within(&self.group, q, &wire, t))
     }
 
+    /// Drops the routes of topics unused for the route expiry, then fetches
+    /// the others again.
     fn refresh_routes(&self) {
+        self.routes.clear_expired_routes(self.config.route_expiry());
         for topic in self.routes.topics() {
             if let Ok(route) = self.namesrv.topic_route(&topic) {
                 self.routes.update_route(&topic, route);
@@ -540,6 +543,16 @@ impl Producer {
     /// Routing statistics and every broker's health.
     pub fn stats(&self) -> RoutingStats {
         self.inner.router.stats()
+    }
+
+    /// The topics whose routes the producer keeps and refreshes, sorted
+    /// (without the namespace). A topic not sent to for the route expiry
+    /// is dropped at the next refresh and fetched again when next used.
+    pub fn route_topics(&self) -> Vec<String> {
+        let mut topics: Vec<String> =
+            self.inner.routes.topics().iter().map(|t| self.inner.config.without_namespace(t).to_string()).collect();
+        topics.sort();
+        topics
     }
 
     /// The router (to suspend or recover a broker by hand).

@@ -54,6 +54,13 @@ impl TopicPublishInfo {
 
 /// Routes by topic, each expiring after a while. Thread-safe.
 ///
+/// A route is fresh for `expiry` after it was fetched
+/// ([`available_queues`](Self::available_queues) hides it after that, so
+/// it is fetched again). Apart from that, the mapping remembers when each
+/// topic was last looked up for a send: [`clear_expired_routes`](Self::clear_expired_routes)
+/// drops the topics nobody used for a while, and the producer's
+/// background thread stops refreshing them.
+///
 /// ```
 /// use std::time::Duration;
 /// use rocketmq_blocking::producer::TopicBrokerMapping;
@@ -64,8 +71,15 @@ impl TopicPublishInfo {
 /// ```
 #[derive(Debug)]
 pub struct TopicBrokerMapping {
-    routes: Mutex<HashMap<String, Arc<TopicPublishInfo>>>,
+    routes: Mutex<HashMap<String, Entry>>,
     expiry: Duration,
+}
+
+#[derive(Debug)]
+struct Entry {
+    info: Arc<TopicPublishInfo>,
+    /// Last lookup for a send (a refresh does not count).
+    last_used: Instant,
 }
 
 impl TopicBrokerMapping {
@@ -74,26 +88,38 @@ impl TopicBrokerMapping {
         TopicBrokerMapping { routes: Mutex::new(HashMap::new()), expiry }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<TopicPublishInfo>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         lock(&self.routes)
     }
 
-    /// Stores a new route of `topic` and returns its queue list.
+    /// Stores a new route of `topic` and returns its queue list. A topic new
+    /// to the mapping counts as used now; a known one keeps its last use
+    /// (a refresh is not a use).
     pub fn update_route(&self, topic: &str, route: TopicRouteData) -> Arc<TopicPublishInfo> {
         let info = Arc::new(TopicPublishInfo::new(topic, route));
-        self.lock().insert(topic.to_string(), Arc::clone(&info));
+        let mut routes = self.lock();
+        let last_used = routes.get(topic).map_or_else(Instant::now, |e| e.last_used);
+        routes.insert(topic.to_string(), Entry { info: Arc::clone(&info), last_used });
         info
     }
 
-    /// The route of `topic` while it has not expired.
+    /// Looks `topic` up for a send: marks it used.
+    fn use_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
+        let mut routes = self.lock();
+        let entry = routes.get_mut(topic)?;
+        entry.last_used = Instant::now();
+        Some(Arc::clone(&entry.info))
+    }
+
+    /// The route of `topic` while it has not expired; marks the topic used.
     pub fn available_queues(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
-        self.lock().get(topic).filter(|i| i.updated.elapsed() < self.expiry).cloned()
+        self.use_route(topic).filter(|i| i.updated.elapsed() < self.expiry)
     }
 
     /// The route of `topic` whatever its age (the producer falls back to it
-    /// when the name server cannot be reached).
+    /// when the name server cannot be reached); marks the topic used.
     pub fn cached_route(&self, topic: &str) -> Option<Arc<TopicPublishInfo>> {
-        self.lock().get(topic).cloned()
+        self.use_route(topic)
     }
 
     /// Topics with a route (expired or not).
@@ -106,7 +132,7 @@ impl TopicBrokerMapping {
         let mut out: Vec<(String, String)> = self
             .lock()
             .values()
-            .flat_map(|i| i.route.broker_datas.iter())
+            .flat_map(|e| e.info.route.broker_datas.iter())
             .filter_map(|b| b.master_addr().map(|a| (b.broker_name.clone(), a.to_string())))
             .collect();
         out.sort();
@@ -114,11 +140,16 @@ impl TopicBrokerMapping {
         out
     }
 
-    /// Removes routes older than `max_age`; returns how many.
-    pub fn clear_expired_routes(&self, max_age: Duration) -> usize {
+    /// Removes the routes of topics not used (looked up by
+    /// [`available_queues`](Self::available_queues) or
+    /// [`cached_route`](Self::cached_route)) for `max_idle` or longer;
+    /// returns how many. The producer's background thread calls it with the
+    /// route expiry before each refresh, so topics no longer sent to stop
+    /// being polled.
+    pub fn clear_expired_routes(&self, max_idle: Duration) -> usize {
         let mut routes = self.lock();
         let before = routes.len();
-        routes.retain(|_, i| i.updated.elapsed() <= max_age);
+        routes.retain(|_, e| e.last_used.elapsed() < max_idle);
         before - routes.len()
     }
 }
@@ -169,5 +200,19 @@ mod tests {
         assert!(expired.available_queues("T").is_none());
         assert!(expired.cached_route("T").is_some());
         assert_eq!(expired.topics(), ["T"]);
+    }
+
+    #[test]
+    fn only_unused_topics_are_cleared() {
+        let m = TopicBrokerMapping::new(Duration::from_secs(30));
+        m.update_route("Used", route(&[("a", 1, 6)]));
+        m.update_route("Idle", route(&[("a", 1, 6)]));
+        std::thread::sleep(Duration::from_millis(30)); // both become idle for 30 ms
+        assert!(m.available_queues("Used").is_some());
+        // A refresh is not a use: Idle stays idle.
+        m.update_route("Idle", route(&[("a", 2, 6)]));
+        assert_eq!(m.clear_expired_routes(Duration::from_millis(20)), 1);
+        assert_eq!(m.topics(), ["Used"]);
+        assert_eq!(m.broker_addrs(), [("a".to_string(), "a:1".to_string())]);
     }
 }

@@ -37,7 +37,8 @@ pub enum RoutingReason {
     Healthy,
     /// No healthy broker was available: a degraded one was used.
     DegradedOnly,
-    /// No usable broker at all: any queue was taken (Java does the same).
+    /// No usable broker at all: a queue of an unhealthy or paused broker
+    /// was taken (Java does the same). Never a suspended one.
     LastResort,
     /// The message hash decides, whatever the health.
     Hashed,
@@ -57,14 +58,41 @@ pub struct RoutingResult {
 }
 
 /// Routing statistics.
+///
+/// A routing is one call of [`MessageRouter::route_message`]: successful
+/// when it chose a queue, failed when it returned an error (no writable
+/// queue, every broker suspended). Sends and heartbeats per broker are in
+/// [`brokers`](Self::brokers).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct RoutingStats {
-    /// Messages routed.
-    pub routed: u64,
-    /// Messages routed per strategy.
+    /// Routings that chose a queue.
+    pub successful: u64,
+    /// Routings that failed with an error.
+    pub failed: u64,
+    /// Successful routings per strategy.
     pub per_strategy: BTreeMap<RoutingStrategy, u64>,
     /// Health of every broker seen, by name.
     pub brokers: BTreeMap<String, BrokerHealthInfo>,
+}
+
+impl RoutingStats {
+    /// All routings, successful or not.
+    pub fn total(&self) -> u64 {
+        self.successful + self.failed
+    }
+
+    /// The share of `broker`'s sends and heartbeats that succeeded (0.0 to
+    /// 1.0); `None` for a broker not seen or with no result yet.
+    pub fn success_rate(&self, broker: &str) -> Option<f64> {
+        self.brokers.get(broker).and_then(BrokerHealthInfo::success_rate)
+    }
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    successful: u64,
+    failed: u64,
+    per_strategy: BTreeMap<RoutingStrategy, u64>,
 }
 
 /// Chooses queues and keeps each broker's health.
@@ -87,6 +115,7 @@ pub struct RoutingStats {
 /// let first = router.route_message(&info, &msg, RoutingStrategy::MessageHash, None)?;
 /// let again = router.route_message(&info, &msg, RoutingStrategy::MessageHash, None)?;
 /// assert_eq!(first.queue, again.queue);
+/// assert_eq!(router.stats().successful, 2);
 /// # Ok::<(), rocketmq_blocking::Error>(())
 /// ```
 #[derive(Debug)]
@@ -94,7 +123,7 @@ pub struct MessageRouter {
     latency_aware: bool,
     health: Mutex<HashMap<String, BrokerHealthInfo>>,
     counters: Mutex<HashMap<String, u64>>,
-    stats: Mutex<(u64, BTreeMap<RoutingStrategy, u64>)>,
+    stats: Mutex<Counts>,
     seed: AtomicU64,
 }
 
@@ -117,7 +146,7 @@ impl MessageRouter {
             latency_aware,
             health: Mutex::new(HashMap::new()),
             counters: Mutex::new(HashMap::new()),
-            stats: Mutex::new((0, BTreeMap::new())),
+            stats: Mutex::new(Counts::default()),
             seed: AtomicU64::new(seed),
         }
     }
@@ -138,6 +167,13 @@ impl MessageRouter {
 
     /// Chooses a queue of `info` for `msg`, avoiding `avoid_broker` (the
     /// broker of a failed previous attempt) when another one can take it.
+    ///
+    /// A suspended broker ([`suspend_broker`](Self::suspend_broker)) is never
+    /// chosen, whatever the strategy: with every broker of the route
+    /// suspended, or a message hash whose queue is on a suspended broker
+    /// (moving it would break the key's order), the result is
+    /// [`Error::QueueNotAvailable`]. Every call counts in [`stats`](Self::stats),
+    /// as successful or failed.
     pub fn route_message(
         &self,
         info: &TopicPublishInfo,
@@ -145,23 +181,50 @@ impl MessageRouter {
         strategy: RoutingStrategy,
         avoid_broker: Option<&str>,
     ) -> Result<RoutingResult> {
-        let topic = info.queues.first().map(|q| q.queue.topic.clone()).unwrap_or_default();
-        if info.queues.is_empty() {
-            return Err(Error::QueueNotAvailable {
-                topic: msg.topic().into(),
-                reason: "the route has no writable queue".into(),
-            });
+        let result = self.pick(info, msg, strategy, avoid_broker);
+        let mut stats = lock(&self.stats);
+        match &result {
+            Ok(_) => {
+                stats.successful += 1;
+                *stats.per_strategy.entry(strategy).or_insert(0) += 1;
+            }
+            Err(_) => stats.failed += 1,
         }
+        result
+    }
+
+    fn pick(
+        &self,
+        info: &TopicPublishInfo,
+        msg: &Message,
+        strategy: RoutingStrategy,
+        avoid_broker: Option<&str>,
+    ) -> Result<RoutingResult> {
+        let unavailable = |reason: String| Error::QueueNotAvailable { topic: msg.topic().into(), reason };
+        let Some(first) = info.queues.first() else {
+            return Err(unavailable("the route has no writable queue".into()));
+        };
+        let topic = first.queue.topic.clone();
         let key = msg
             .property(property::SHARDING_KEY)
             .map(str::to_string)
             .or_else(|| msg.keys().first().map(|k| k.to_string()));
         let (target, reason) = match (strategy, key) {
             (RoutingStrategy::MessageHash, Some(key)) => {
-                (&info.queues[hash_index(&key, info.queues.len())], RoutingReason::Hashed)
+                let target = &info.queues[hash_index(&key, info.queues.len())];
+                if self.is_suspended(&target.queue.broker_name) {
+                    return Err(unavailable(format!(
+                        "the queue of key {key:?} is on broker {}, which is suspended",
+                        target.queue.broker_name
+                    )));
+                }
+                (target, RoutingReason::Hashed)
             }
             (strategy, _) => {
                 let (candidates, reason) = self.candidates(&info.queues, avoid_broker);
+                if candidates.is_empty() {
+                    return Err(unavailable("every broker of the route is suspended".into()));
+                }
                 let i = match strategy {
                     RoutingStrategy::RoundRobin => {
                         let mut counters = lock(&self.counters);
@@ -174,14 +237,16 @@ impl MessageRouter {
                 (candidates[i % candidates.len()], reason)
             }
         };
-        let mut stats = lock(&self.stats);
-        stats.0 += 1;
-        *stats.1.entry(strategy).or_insert(0) += 1;
         Ok(RoutingResult { queue: target.queue.clone(), broker_addr: target.broker_addr.clone(), strategy, reason })
     }
 
+    fn is_suspended(&self, broker: &str) -> bool {
+        self.health_lock().get(broker).is_some_and(|h| h.state() == HealthState::Suspended)
+    }
+
     /// The queues routing may use: healthy brokers first, then degraded,
-    /// then any; the avoided broker only when nothing else is left.
+    /// then any but suspended ones; the avoided broker only when nothing
+    /// else is left. Empty when every broker is suspended.
     fn candidates<'a>(&self, queues: &'a [QueueTarget], avoid: Option<&str>) -> (Vec<&'a QueueTarget>, RoutingReason) {
         let health = self.health_lock();
         let state = |q: &QueueTarget| {
@@ -197,9 +262,10 @@ impl MessageRouter {
                 return (picked, reason);
             }
         }
-        let others: Vec<&QueueTarget> = queues.iter().filter(not_avoided).collect();
+        let usable: Vec<&QueueTarget> = queues.iter().filter(|q| state(q).0 != HealthState::Suspended).collect();
+        let others: Vec<&QueueTarget> = usable.iter().copied().filter(not_avoided).collect();
         if others.is_empty() {
-            (queues.iter().collect(), RoutingReason::LastResort)
+            (usable, RoutingReason::LastResort)
         } else {
             (others, RoutingReason::LastResort)
         }
@@ -241,11 +307,15 @@ impl MessageRouter {
         self.health_lock().get(broker).cloned()
     }
 
-    /// Totals, per-strategy counts and every broker's health.
+    /// Successful and failed routings, per-strategy counts and every
+    /// broker's health (with its success rate).
     pub fn stats(&self) -> RoutingStats {
-        let (routed, per_strategy) = lock(&self.stats).clone();
+        let (successful, failed, per_strategy) = {
+            let c = lock(&self.stats);
+            (c.successful, c.failed, c.per_strategy.clone())
+        };
         let brokers = self.health_lock().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        RoutingStats { routed, per_strategy, brokers }
+        RoutingStats { successful, failed, per_strategy, brokers }
     }
 }
 
@@ -303,10 +373,12 @@ mod tests {
         r.suspend_broker("b");
         let res = r.route_message(&info, &Message::new("T", "x"), RoutingStrategy::RoundRobin, None).unwrap();
         assert_eq!(res.reason, RoutingReason::LastResort);
+        assert_eq!(res.queue.broker_name, "a", "the unhealthy broker, never the suspended one");
         r.recover_broker("b");
         let res = r.route_message(&info, &Message::new("T", "x"), RoutingStrategy::RoundRobin, Some("b")).unwrap();
         assert_eq!(res.queue.broker_name, "a", "the failed broker is avoided while another exists");
-        assert_eq!(r.stats().routed, 822);
+        assert_eq!(r.stats().successful, 822);
+        assert_eq!(r.stats().failed, 0);
         assert_eq!(r.stats().per_strategy[&RoutingStrategy::Random], 20);
     }
 
@@ -340,5 +412,67 @@ mod tests {
         let res = r.route_message(&info, &m, RoutingStrategy::MessageHash, None).unwrap();
         assert_eq!((res.queue.broker_name.as_str(), res.queue.queue_id), ("b", 6));
         assert_eq!(res.reason, RoutingReason::Hashed);
+    }
+
+    #[test]
+    fn a_suspended_broker_is_never_chosen() {
+        let info = info(&["a", "b"], 4);
+        let r = MessageRouter::new(true);
+        let err = Error::NotRunning("x");
+        r.suspend_broker("a");
+        for strategy in [RoutingStrategy::RoundRobin, RoutingStrategy::Random, RoutingStrategy::MessageHash] {
+            for i in 0..50 {
+                let res = r.route_message(&info, &Message::new("T", "x"), strategy, None).unwrap();
+                assert_eq!(res.queue.broker_name, "b", "{strategy:?} #{i}");
+                // Even when the only other broker is the one to avoid.
+                let res = r.route_message(&info, &Message::new("T", "x"), strategy, Some("b")).unwrap();
+                assert_eq!(res.queue.broker_name, "b");
+            }
+        }
+        // b unhealthy and paused: still b (last resort), not the suspended a.
+        for _ in 0..5 {
+            r.report_failure("b", &err);
+        }
+        let res = r.route_message(&info, &Message::new("T", "x"), RoutingStrategy::RoundRobin, None).unwrap();
+        assert_eq!((res.queue.broker_name.as_str(), res.reason), ("b", RoutingReason::LastResort));
+        // Both suspended: a typed error, counted as a failed routing.
+        r.suspend_broker("b");
+        let before = r.stats();
+        for strategy in [RoutingStrategy::RoundRobin, RoutingStrategy::Random] {
+            let err = r.route_message(&info, &Message::new("T", "x"), strategy, None).unwrap_err();
+            assert!(matches!(err, Error::QueueNotAvailable { ref topic, .. } if topic == "T"), "{err:?}");
+        }
+        // A hashed key whose queue is on a suspended broker is refused, not moved.
+        let keyed = Message::new("T", "x").with_keys(["order-1"]);
+        let err = r.route_message(&info, &keyed, RoutingStrategy::MessageHash, None).unwrap_err();
+        assert!(err.to_string().contains("suspended"), "{err}");
+        let after = r.stats();
+        assert_eq!(after.failed, before.failed + 3);
+        assert_eq!(after.successful, before.successful);
+        assert_eq!(after.total(), before.total() + 3);
+        r.recover_broker("a");
+        let res = r.route_message(&info, &keyed, RoutingStrategy::RoundRobin, None).unwrap();
+        assert_eq!(res.queue.broker_name, "a");
+    }
+
+    #[test]
+    fn stats_count_failed_routings_and_success_rates() {
+        let empty = info(&[], 0);
+        let r = MessageRouter::new(false);
+        let err = r.route_message(&empty, &Message::new("T", "x"), RoutingStrategy::RoundRobin, None).unwrap_err();
+        assert!(matches!(err, Error::QueueNotAvailable { .. }), "{err:?}");
+        let info = info(&["a"], 1);
+        r.route_message(&info, &Message::new("T", "x"), RoutingStrategy::Random, None).unwrap();
+        let e = Error::NotRunning("x");
+        for _ in 0..3 {
+            r.report_result("a", Duration::from_millis(1));
+        }
+        r.report_failure("a", &e);
+        let stats = r.stats();
+        assert_eq!((stats.successful, stats.failed, stats.total()), (1, 1, 2));
+        assert_eq!(stats.per_strategy.get(&RoutingStrategy::Random), Some(&1));
+        assert_eq!(stats.per_strategy.get(&RoutingStrategy::RoundRobin), None, "failed routings are not per strategy");
+        assert_eq!(stats.success_rate("a"), Some(0.75));
+        assert_eq!(stats.success_rate("unknown"), None);
     }
 }

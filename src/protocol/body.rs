@@ -16,6 +16,19 @@ pub enum ConsumeType {
 }
 
 /// How a group shares messages.
+///
+/// ```
+/// use rocketmq_blocking::consumer::{ConsumerConfig, MessageModel};
+///
+/// let config = ConsumerConfig::builder()
+///     .group("cache-invalidation")
+///     .namesrv_addr("127.0.0.1:9876")
+///     .message_model(MessageModel::Broadcasting) // every instance sees every message
+///     .build()?;
+/// assert_eq!(config.message_model(), MessageModel::Broadcasting);
+/// assert_eq!(MessageModel::default(), MessageModel::Clustering);
+/// # Ok::<(), rocketmq_blocking::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MessageModel {
@@ -26,7 +39,21 @@ pub enum MessageModel {
     Clustering,
 }
 
-/// Where a new group starts consuming.
+/// Where a new group starts consuming (a group with stored offsets goes on
+/// from them).
+///
+/// ```
+/// use rocketmq_blocking::consumer::{ConsumeFromWhere, ConsumerConfig};
+///
+/// let config = ConsumerConfig::builder()
+///     .group("replay")
+///     .namesrv_addr("127.0.0.1:9876")
+///     .consume_from_where(ConsumeFromWhere::Timestamp)
+///     .consume_timestamp_ms(1_700_000_000_000)
+///     .build()?;
+/// assert_eq!(config.consume_timestamp_ms(), Some(1_700_000_000_000));
+/// # Ok::<(), rocketmq_blocking::Error>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 pub enum ConsumeFromWhere {
     /// From the end of each queue (Java's default).

@@ -105,6 +105,14 @@ pub fn request_name(code: i32) -> &'static str {
 macro_rules! response_codes {
     ($($(#[$doc:meta])* $name:ident = $value:literal,)*) => {
         /// A response code. Unknown numbers are kept in [`ResponseCode::Unknown`].
+        ///
+        /// ```
+        /// use rocketmq_blocking::protocol::ResponseCode;
+        ///
+        /// assert_eq!(ResponseCode::from_i32(17), ResponseCode::TopicNotExist);
+        /// assert_eq!(ResponseCode::from_i32(4242), ResponseCode::Unknown(4242));
+        /// assert_eq!(ResponseCode::Unknown(4242).as_i32(), 4242);
+        /// ```
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         #[non_exhaustive]
         pub enum ResponseCode {

@@ -22,6 +22,8 @@ pub const DEFAULT_MAX_FRAME_SIZE: usize = 16 * 1024 * 1024;
 /// Brokers use it only to switch on what older clients lack; this client
 /// uses the 4.9 protocol, which 4.x and 5.x brokers both speak.
 pub const CLIENT_VERSION: i32 = 409;
+/// [`CLIENT_VERSION`] as Java's `MQVersion.getVersionDesc` names it.
+pub const CLIENT_VERSION_DESC: &str = "V4_9_8";
 
 /// Flag bit 0: this frame is a response.
 pub const FLAG_RESPONSE: i32 = 1;

@@ -288,6 +288,26 @@ impl Message {
 }
 
 /// A message as the broker stores it, with every stored field.
+///
+/// Consumers and pulls hand these out:
+///
+/// ```
+/// use rocketmq_blocking::MessageExt;
+///
+/// fn describe(m: &MessageExt) -> String {
+///     format!(
+///         "{} queue {} offset {} tag {:?} keys {:?} stored at {} ms by {}: {}",
+///         m.msg_id,
+///         m.queue_id,
+///         m.queue_offset,
+///         m.tags(),
+///         m.keys(),
+///         m.store_timestamp,
+///         m.store_host,
+///         String::from_utf8_lossy(&m.body)
+///     )
+/// }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageExt {
     /// Topic.
@@ -651,6 +671,14 @@ pub fn unique_id_origin(id: &str) -> Result<(IpAddr, u16), ProtocolError> {
 }
 
 /// A queue of a topic on a broker.
+///
+/// ```
+/// use rocketmq_blocking::MessageQueue;
+///
+/// let q = MessageQueue::new("Orders", "broker-a", 3);
+/// assert_eq!((q.topic.as_str(), q.broker_name.as_str(), q.queue_id), ("Orders", "broker-a", 3));
+/// assert!(q < MessageQueue::new("Orders", "broker-b", 0), "ordered by topic, broker, queue id");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageQueue {

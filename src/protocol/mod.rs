@@ -2,6 +2,7 @@
 //! typed headers, messages and routes. Nothing here opens a socket or
 //! starts a thread, and no input makes it panic.
 
+pub mod admin;
 pub mod body;
 pub mod codes;
 pub mod compress;

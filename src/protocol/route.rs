@@ -70,6 +70,19 @@ impl BrokerData {
 }
 
 /// Where a topic's queues live.
+///
+/// The name server's JSON has integer map keys; [`from_json`](Self::from_json) reads it as sent:
+///
+/// ```
+/// use rocketmq_blocking::protocol::TopicRouteData;
+///
+/// let body = br#"{"queueDatas":[{"brokerName":"broker-a","readQueueNums":4,"writeQueueNums":4,"perm":6,"topicSysFlag":0}],
+///   "brokerDatas":[{"cluster":"DefaultCluster","brokerName":"broker-a","brokerAddrs":{0:"127.0.0.1:10911"}}]}"#;
+/// let route = TopicRouteData::from_json(body)?;
+/// assert_eq!(route.broker("broker-a").and_then(|b| b.master_addr()), Some("127.0.0.1:10911"));
+/// assert!(route.queue_datas[0].is_writable());
+/// # Ok::<(), rocketmq_blocking::ProtocolError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TopicRouteData {
@@ -97,6 +110,16 @@ impl TopicRouteData {
 }
 
 /// Brokers and clusters known to the name server.
+///
+/// ```
+/// use rocketmq_blocking::protocol::ClusterInfo;
+///
+/// let body = br#"{"brokerAddrTable":{"broker-a":{"cluster":"c","brokerName":"broker-a","brokerAddrs":{0:"127.0.0.1:10911"}}},
+///   "clusterAddrTable":{"c":["broker-a"]}}"#;
+/// let info = ClusterInfo::from_json(body)?;
+/// assert_eq!(info.cluster_addr_table["c"], ["broker-a"]);
+/// # Ok::<(), rocketmq_blocking::ProtocolError>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterInfo {

@@ -8,6 +8,7 @@
 #   tests/broker/rocketmq.sh stop-broker NAME # kill -9, to simulate a crash
 #   tests/broker/rocketmq.sh start-broker NAME
 #   tests/broker/rocketmq.sh restart-broker NAME
+#   tests/broker/rocketmq.sh mqadmin ARGS...  # the release's mqadmin, -n set to this name server
 #
 # Usage: eval "$(tests/broker/rocketmq.sh start)"
 #
@@ -167,6 +168,19 @@ CONF
   if [ "$ACL" = 1 ]; then acl_write_configs; fi
 }
 
+# The release's own admin tool against this cluster (in ACL mode it signs
+# with the admin's credentials from home-tools/conf/tools.yml).
+run_mqadmin() {
+  fetch_jars
+  # 4.x reads its logback configuration from rocketmq.home.dir/conf.
+  mkdir -p "$RUN/home-tools/conf"
+  [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
+    write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
+  ROCKETMQ_HOME="$RUN/home-tools" java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
+    org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR"
+}
+
 # ---- ACL mode (ROCKETMQ_ACL=1) ---------------------------------------------
 # Users: an admin (5.x: the initial super user, also the brokers' inner
 # client; 4.x: admin: true) and a normal user who may publish to and
@@ -222,17 +236,15 @@ YML
   done
 }
 
-# 5.x: creates the normal user and its policies with the release's own
-# mqadmin, signed with the admin's credentials (conf/tools.yml).
+# Writes the admin's credentials for mqadmin (home-tools/conf/tools.yml);
+# 5.x: creates the normal user and its policies with the release's mqadmin.
 acl_create_users() {
+  mkdir -p "$RUN/home-tools/conf"
+  printf 'accessKey: %s\nsecretKey: %s\n' "$ACL_ADMIN" "$ACL_ADMIN_SECRET" >"$RUN/home-tools/conf/tools.yml"
   [ "$(acl_major)" -ge 5 ] || return 0
-  local home=$RUN/home-tools out
-  mkdir -p "$home/conf"
-  printf 'accessKey: %s\nsecretKey: %s\n' "$ACL_ADMIN" "$ACL_ADMIN_SECRET" >"$home/conf/tools.yml"
+  local out
   mqadmin() {
-    out=$(ROCKETMQ_HOME="$home" java -Xmx128m -Drocketmq.home.dir="$home" -Duser.home="$home" -cp "$CACHE/lib/*" \
-      org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR" -c DefaultCluster 2>&1) \
-      && [[ $out == *success* ]] || { log "mqadmin $1 failed: $out"; return 1; }
+    out=$(run_mqadmin "$@" -c DefaultCluster 2>&1) && [[ $out == *success* ]] || { log "mqadmin $1 failed: $out"; return 1; }
   }
   mqadmin createUser -u "$ACL_USER" -p "$ACL_USER_SECRET" -t Normal || die "cannot create the ACL user"
   mqadmin createAcl -s "User:$ACL_USER" -r "Topic:$ACL_TOPIC" -a Pub,Sub,Get -d Allow || die "cannot create the topic ACL"
@@ -414,5 +426,8 @@ case "${1:-}" in
   start-broker) cmd_start_broker "${2:?broker name}" ;;
   restart-broker) cmd_stop_broker "${2:?broker name}"; cmd_start_broker "$2" ;;
   env) echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"; acl_env ;;
-  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env" ;;
+  # The release's own admin tool against this cluster, e.g.
+  #   tests/broker/rocketmq.sh mqadmin consumerStatus -g my_group
+  mqadmin) shift; run_mqadmin "$@" ;;
+  *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|env|mqadmin ARGS..." ;;
 esac

@@ -1,0 +1,384 @@
+//! The `rmq` command line (examples/rmq.rs) against the real brokers: every
+//! subcommand runs at least once, and what it prints is checked against what
+//! the name server and the brokers hold.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use rocketmq_blocking::MessageQueue;
+
+/// What a run of `rmq` gave.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// The example binary, built once per test process (a no-op when cargo
+/// already built it, e.g. under `cargo test --all-targets`).
+fn rmq_path() -> &'static PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        // target/<profile>/deps/rmq-<hash> -> target/<profile>/examples/rmq
+        let exe = std::env::current_exe().expect("test executable");
+        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut cargo = Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--all-features", "--example", "rmq"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        if release {
+            cargo.arg("--release");
+        }
+        let out = output_within(cargo, None, Duration::from_secs(600));
+        assert_eq!(out.code, 0, "cargo build --example rmq failed: {}", out.stderr);
+        let path = profile_dir.join("examples").join(format!("rmq{}", std::env::consts::EXE_SUFFIX));
+        assert!(path.is_file(), "{} not built", path.display());
+        path
+    })
+}
+
+/// Runs a command, killing it after `limit`.
+fn output_within(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> Run {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    // Read both pipes on threads so a full pipe cannot stall the child.
+    let mut out_pipe = child.stdout.take().expect("stdout pipe");
+    let mut err_pipe = child.stderr.take().expect("stderr pipe");
+    let out_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out_pipe.read_to_string(&mut s);
+        s
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err_pipe.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out_reader.join().expect("stdout reader"),
+        stderr: err_reader.join().expect("stderr reader"),
+    }
+}
+
+/// `rmq <args>` with the name server from the environment, bounded by 120 s.
+fn rmq(args: &[&str]) -> Run {
+    rmq_with(args, None, &[("ROCKETMQ_NAMESRV_ADDR", Some(&namesrv_addr()))])
+}
+
+fn rmq_with(args: &[&str], stdin: Option<&str>, env: &[(&str, Option<&str>)]) -> Run {
+    let mut cmd = Command::new(rmq_path());
+    cmd.args(args);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    output_within(cmd, stdin, Duration::from_secs(120))
+}
+
+/// A run that must succeed; its stdout.
+fn ok(args: &[&str]) -> String {
+    let run = rmq(args);
+    assert_eq!(run.code, 0, "rmq {args:?} exited {}: {}", run.code, run.stderr);
+    run.stdout
+}
+
+/// Tab-separated rows of a table, header checked and dropped.
+fn table(out: &str, header: &str) -> Vec<Vec<String>> {
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), Some(header), "header of {out}");
+    lines.map(|l| l.split('\t').map(str::to_string).collect()).collect()
+}
+
+/// `offsets` as (broker, queue) -> (min, max, consumer, lag).
+type Offsets = BTreeMap<(String, i32), (i64, i64, String, String)>;
+
+fn offsets(topic: &str, group: Option<&str>) -> Offsets {
+    let mut args = vec!["offsets", "--topic", topic];
+    if let Some(g) = group {
+        args.extend(["--group", g]);
+    }
+    table(&ok(&args), "broker\tqueue_id\tmin\tmax\tconsumer\tlag")
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.len(), 6, "{r:?}");
+            (
+                (r[0].clone(), r[1].parse().unwrap()),
+                (r[2].parse().unwrap(), r[3].parse().unwrap(), r[4].clone(), r[5].clone()),
+            )
+        })
+        .collect()
+}
+
+fn max_sum(o: &Offsets) -> i64 {
+    o.values().map(|v| v.1).sum()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+#[test]
+fn usage_errors_exit_2_and_help_exits_0() {
+    for args in [
+        &[][..],
+        &["bogus"],
+        &["send"],
+        &["send", "--topic"],
+        &["send", "--topic", "T", "--count", "ten"],
+        &["send", "--topic", "T", "--count", "0"],
+        &["send", "--topic", "T", "--unknown"],
+        &["consume", "--topic", "T", "--mode", "poll"],
+        &["consume", "--topic", "T", "--mode", "push", "--from-offset", "3"],
+        &["consume", "--topic", "T", "--from-begin", "--from-end"],
+        &["offsets"],
+        &["route", "stray-positional"],
+        &["create-topic", "--topic", "T", "--perm", "7"],
+        &["bench", "--topic", "T", "--threads", "0"],
+    ] {
+        let run = rmq(args);
+        assert_eq!(run.code, 2, "rmq {args:?}: {} {}", run.stdout, run.stderr);
+        assert!(run.stderr.starts_with("rmq: usage error: "), "{args:?}: {}", run.stderr);
+        assert!(run.stdout.is_empty(), "{args:?}: {}", run.stdout);
+    }
+    // No name server anywhere: a usage error naming the variable.
+    let run = rmq_with(&["cluster"], None, &[("ROCKETMQ_NAMESRV_ADDR", None), ("NAMESRV_ADDR", None)]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("ROCKETMQ_NAMESRV_ADDR"), "{}", run.stderr);
+
+    let main = ok(&["--help"]);
+    for needle in
+        ["send", "consume", "route", "cluster", "offsets", "create-topic", "bench", "Exit codes", "0  success"]
+    {
+        assert!(main.contains(needle), "--help lacks {needle:?}");
+    }
+    assert!(main.contains("2  usage error") && main.contains("1  runtime error"), "{main}");
+    for cmd in ["send", "consume", "route", "cluster", "offsets", "create-topic", "bench"] {
+        let help = ok(&[cmd, "--help"]);
+        assert!(help.starts_with(&format!("Usage: rmq {cmd}")), "{cmd} --help: {help}");
+        assert_eq!(ok(&["help", cmd]), help);
+    }
+}
+
+#[test]
+fn runtime_errors_exit_1() {
+    let missing = unique("rmq_missing");
+    let run = rmq(&["route", "--topic", &missing]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.starts_with("rmq: error: ") && run.stderr.contains(&missing), "{}", run.stderr);
+    // --namesrv wins over the environment; nothing listens on port 1.
+    let run = rmq(&["--namesrv", "127.0.0.1:1", "cluster"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("127.0.0.1:1"), "{}", run.stderr);
+    // The name server may also come from NAMESRV_ADDR.
+    let run = rmq_with(&["cluster"], None, &[("ROCKETMQ_NAMESRV_ADDR", None), ("NAMESRV_ADDR", Some(&namesrv_addr()))]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+#[test]
+fn cluster_and_route_match_the_name_server() {
+    let info = namesrv().cluster_info().unwrap();
+    let rows = table(&ok(&["cluster"]), "cluster\tbroker\tbroker_id\taddr");
+    let listed: BTreeSet<(String, String)> =
+        rows.iter().filter(|r| r[0] == CLUSTER && r[2] == "0").map(|r| (r[1].clone(), r[3].clone())).collect();
+    for broker in ["broker-a", "broker-b"] {
+        let addr = info.broker_addr_table[broker].master_addr().unwrap().to_string();
+        assert!(listed.contains(&(broker.to_string(), addr)), "{broker} missing from {rows:?}");
+    }
+
+    let topic = unique("rmq_create");
+    let created = ok(&["create-topic", "--topic", &topic, "--queues", "3"]);
+    assert_eq!(created.lines().collect::<Vec<_>>(), ["broker-a", "broker-b"]);
+    // create-topic waited for the route: the name server has it now.
+    let route = namesrv().topic_route(&topic).unwrap();
+    let rows = table(&ok(&["route", "--topic", &topic]), "broker\taddr\tread_queues\twrite_queues\tperm");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for r in &rows {
+        let q = route.queue_datas.iter().find(|q| q.broker_name == r[0]).expect("broker of the route");
+        let addr = route.broker(&r[0]).and_then(|b| b.master_addr()).unwrap();
+        assert_eq!(r[1..], [addr.to_string(), "3".into(), "3".into(), q.perm.to_string()]);
+        assert_eq!((q.read_queue_nums, q.write_queue_nums, q.perm), (3, 3, 6));
+    }
+
+    // One broker only, read-only.
+    let ro = unique("rmq_create_ro");
+    let addr = broker_addr("broker-b");
+    let created = ok(&["create-topic", "--topic", &ro, "--queues", "1", "--perm", "4", "--broker", &addr]);
+    assert_eq!(created.trim(), "broker-b");
+    let route = namesrv().topic_route(&ro).unwrap();
+    assert_eq!(route.queue_datas.len(), 1);
+    assert_eq!((route.queue_datas[0].broker_name.as_str(), route.queue_datas[0].perm), ("broker-b", 4));
+}
+
+#[test]
+fn send_offsets_and_consume_agree_with_the_brokers() {
+    let topic = unique("rmq_flow");
+    create_topic(&topic, 2);
+    let before = offsets(&topic, None);
+    assert_eq!(before.len(), 4, "{before:?}");
+    assert!(before.values().all(|(_, _, c, l)| c == "-" && l == "-"));
+
+    // send: one line per message, each checked at the broker.
+    let out = ok(&["send", "--topic", &topic, "--count", "10", "--body", "body-{n}", "--tag", "T1", "--keys", "k{n}"]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 10, "{out}");
+    let mut ids = BTreeSet::new();
+    for (n, l) in lines.iter().enumerate() {
+        assert_eq!(l.len(), 5, "{l:?}");
+        assert_eq!(l[4], "SEND_OK");
+        let q = MessageQueue::new(&topic, l[1], l[2].parse().unwrap());
+        let stored = pull_n(&client(l[1]), &q, l[3].parse().unwrap(), 1);
+        assert_eq!(stored[0].body, format!("body-{n}").as_bytes());
+        assert_eq!(stored[0].msg_id, l[0]);
+        assert_eq!((stored[0].tags(), stored[0].keys()), (Some("T1"), vec![format!("k{n}").as_str()]));
+        ids.insert(l[0].to_string());
+    }
+    assert_eq!(ids.len(), 10);
+
+    // offsets: max offsets sum to 10 more, and each equals the broker's.
+    let after = offsets(&topic, None);
+    assert_eq!(max_sum(&after), max_sum(&before) + 10);
+    for ((broker, qid), (min, max, _, _)) in &after {
+        let q = MessageQueue::new(&topic, broker.clone(), *qid);
+        let c = client(broker);
+        assert_eq!((*min, *max), (c.min_offset(&q).unwrap(), c.max_offset(&q).unwrap()), "{broker}/{qid}");
+    }
+
+    // consume --mode pull --from-offset 0: the ten bodies, with their ids.
+    let out = ok(&["consume", "--topic", &topic, "--from-offset", "0", "--count", "10", "--timeout", "60"]);
+    let rows: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(rows.len(), 10, "{out}");
+    let bodies: BTreeSet<&str> = rows.iter().map(|r| r[5]).collect();
+    let expected: BTreeSet<String> = (0..10).map(|n| format!("body-{n}")).collect();
+    assert_eq!(bodies, expected.iter().map(String::as_str).collect());
+    assert_eq!(rows.iter().map(|r| r[3].to_string()).collect::<BTreeSet<_>>(), ids);
+    assert!(rows.iter().all(|r| r[4] == "T1"));
+
+    // One queue only, from its last message: exactly that message.
+    let ((broker, qid), (_, max, _, _)) = after.iter().find(|(_, v)| v.1 > 0).unwrap();
+    let queue = format!("{broker}:{qid}");
+    let from = (max - 1).to_string();
+    let out = ok(&[
+        "consume",
+        "--topic",
+        &topic,
+        "--queue",
+        &queue,
+        "--from-offset",
+        &from,
+        "--idle",
+        "2",
+        "--format",
+        "body",
+    ]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(expected.contains(out.trim()), "{out}");
+
+    // push, with a group: all ten, then the group's offsets have no lag.
+    let group = unique("rmq_push_cg");
+    let out = ok(&[
+        "consume",
+        "--topic",
+        &topic,
+        "--mode",
+        "push",
+        "--group",
+        &group,
+        "--from-begin",
+        "--count",
+        "10",
+        "--timeout",
+        "90",
+        "--format",
+        "body",
+    ]);
+    assert_eq!(out.lines().map(str::to_string).collect::<BTreeSet<_>>(), expected);
+    let with_group = offsets(&topic, Some(&group));
+    for ((broker, qid), (_, max, consumer, lag)) in &with_group {
+        let q = MessageQueue::new(&topic, broker.clone(), *qid);
+        let committed = client(broker).query_consumer_offset(&group, &q).unwrap();
+        assert_eq!(consumer.parse::<i64>().ok(), committed, "{broker}/{qid}");
+        assert_eq!((consumer.as_str(), lag.as_str()), (max.to_string().as_str(), "0"), "{broker}/{qid}");
+    }
+
+    // A count not reached before --idle: exit 1, what came is printed.
+    let run = rmq(&["consume", "--topic", &topic, "--from-offset", "0", "--count", "11", "--idle", "2"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 10);
+    assert!(run.stderr.contains("received 10 of 11"), "{}", run.stderr);
+}
+
+#[test]
+fn consume_from_a_time_and_send_from_stdin() {
+    let topic = unique("rmq_time");
+    create_topic(&topic, 1);
+    ok(&["send", "--topic", &topic, "--count", "4", "--body", "old-{n}"]);
+    // Every old message is stored before `since`, every new one after it.
+    let since = now_ms() + 1;
+    wait_for(Duration::from_secs(5), "the clock to pass the start time", || (now_ms() > since).then_some(()));
+    let run = rmq_with(
+        &["send", "--topic", &topic, "--stdin", "--progress"],
+        Some("new-a\nnew-b\nnew-c\n"),
+        &[("ROCKETMQ_NAMESRV_ADDR", Some(&namesrv_addr()))],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 3);
+    assert!(run.stderr.contains("send: 3 messages") && run.stderr.contains("msg/s"), "progress: {:?}", run.stderr);
+    let o = offsets(&topic, None);
+    assert_eq!(max_sum(&o), 7);
+
+    let since = since.to_string();
+    let out = ok(&["consume", "--topic", &topic, "--from-time", &since, "--idle", "3", "--format", "body"]);
+    let got: BTreeSet<&str> = out.lines().collect();
+    if brokers_are_4x() {
+        // A 4.x broker's search by time is approximate (it may answer the
+        // offset next to the time on either side): only sent bodies come back.
+        let sent = ["old-0", "old-1", "old-2", "old-3", "new-a", "new-b", "new-c"];
+        assert!(!got.is_empty() && got.iter().all(|b| sent.contains(b)), "{out}");
+    } else {
+        assert_eq!(got, BTreeSet::from(["new-a", "new-b", "new-c"]), "{out}");
+    }
+}
+
+#[test]
+fn bench_sends_what_it_reports() {
+    let topic = unique("rmq_bench");
+    create_topic(&topic, 2);
+    let run = rmq(&["bench", "--topic", &topic, "--count", "200", "--threads", "3", "--size", "64", "--progress"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let fields: BTreeMap<&str, &str> = run.stdout.trim().split(' ').filter_map(|kv| kv.split_once('=')).collect();
+    assert_eq!((fields["sent"], fields["errors"]), ("200", "0"), "{}", run.stdout);
+    for key in ["seconds", "rate", "p50_us", "p99_us", "p999_us", "max_us"] {
+        assert!(fields[key].parse::<f64>().is_ok(), "{key} in {}", run.stdout);
+    }
+    assert!(run.stderr.contains("bench: 200/200 messages"), "progress: {:?}", run.stderr);
+    assert_eq!(max_sum(&offsets(&topic, None)), 200, "the brokers hold all 200");
+    let stored = pull_all(&topic);
+    assert_eq!(stored.len(), 200);
+    assert!(stored.iter().all(|m| m.body == vec![b'x'; 64]));
+}
