@@ -309,7 +309,7 @@ fn the_java_client_with_the_same_credentials_interoperates() {
         ("ROCKETMQ_ACCESS_KEY", acl.user.access_key()),
         ("ROCKETMQ_SECRET_KEY", acl.user_secret.as_str()),
         ("INTEROP_CONSUMER_GROUP", acl.group.as_str()),
-        ("INTEROP_SEND_TIMEOUT_MS", "10000"),
+        ("INTEROP_TIMEOUT_MS", "10000"),
     ];
 
     // Java sends with the user's key; we pull what it reported.

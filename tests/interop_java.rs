@@ -35,7 +35,8 @@ fn java_classpath() -> &'static str {
 
 /// Runs `interop.Interop ARGS` and returns its stdout lines starting with `tag|`.
 fn java_interop(args: &[&str], tag: &str) -> Vec<String> {
-    java::run_interop(java_classpath(), args, &[], tag)
+    // Generous timeouts: the first requests of a cold JVM on a busy 2-core machine can take seconds.
+    java::run_interop(java_classpath(), args, &[("INTEROP_TIMEOUT_MS", "10000")], tag)
 }
 
 fn unhex(s: &str) -> Vec<u8> {

@@ -35,8 +35,8 @@ import org.apache.rocketmq.common.message.MessageQueue;
  *
  * With ROCKETMQ_ACCESS_KEY and ROCKETMQ_SECRET_KEY set, both sign their
  * requests with the official AclClientRPCHook; INTEROP_CONSUMER_GROUP picks
- * the consumer group (default: a unique one), INTEROP_SEND_TIMEOUT_MS the
- * producer's send timeout (default Java's 3000).
+ * the consumer group (default: a unique one), INTEROP_TIMEOUT_MS the send
+ * and client API (name server, broker) timeouts (default Java's 3000).
  */
 public final class Interop {
     private Interop() {}
@@ -95,7 +95,8 @@ public final class Interop {
         DefaultMQProducer p = new DefaultMQProducer(Peer.unique("interop_java_pg"), Peer.aclHook());
         p.setNamesrvAddr(Peer.namesrv());
         p.setInstanceName(Peer.unique("interop-java-producer"));
-        p.setSendMsgTimeout(Peer.intEnv("INTEROP_SEND_TIMEOUT_MS", 3000));
+        p.setSendMsgTimeout(Peer.intEnv("INTEROP_TIMEOUT_MS", 3000));
+        p.setMqClientApiTimeout(Peer.intEnv("INTEROP_TIMEOUT_MS", 3000));
         p.start();
         int ok = 0;
         try {
@@ -123,6 +124,7 @@ public final class Interop {
             new DefaultLitePullConsumer(Peer.group("INTEROP_CONSUMER_GROUP", "interop_java_cg"), Peer.aclHook());
         c.setNamesrvAddr(Peer.namesrv());
         c.setInstanceName(Peer.unique("interop-java-consumer"));
+        c.setMqClientApiTimeout(Peer.intEnv("INTEROP_TIMEOUT_MS", 3000));
         c.setAutoCommit(false);
         c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
         c.start();
