@@ -142,9 +142,15 @@ pub(crate) struct Instance {
 impl Instance {
     pub fn new(config: ConsumerConfig, consume_type: ConsumeType) -> Result<Instance> {
         let client_id = config.client_id().map(str::to_string).unwrap_or_else(crate::broker::default_client_id);
-        let client_config =
-            ClientConfig::builder().client_id(client_id.clone()).request_timeout(config.request_timeout()).build()?;
-        let namesrv = NameServerClient::new(config.namesrv_addr())?.with_route_limits(config.route_limits());
+        let builder = ClientConfig::builder().client_id(client_id.clone()).request_timeout(config.request_timeout());
+        #[cfg(feature = "acl")]
+        let builder = match config.credentials() {
+            Some(credentials) => builder.credentials(credentials.clone()),
+            None => builder,
+        };
+        let client_config = builder.build()?;
+        let namesrv = NameServerClient::for_client(config.namesrv_addr(), &client_config)?
+            .with_route_limits(config.route_limits());
         Ok(Instance {
             group: config.with_namespace(config.group()),
             client_id,
