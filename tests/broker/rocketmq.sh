@@ -35,7 +35,7 @@ VERSION=${ROCKETMQ_VERSION:-5.5.0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
 ACL=${ROCKETMQ_ACL:-0}
-RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl)
+RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)
 mkdir -p "$RUN"
 RUN_AS_GIVEN=$RUN
 RUN=$(cd -P "$RUN" && pwd)
