@@ -166,7 +166,7 @@ impl NameServerClient {
     /// An address that cannot be reached is skipped for the next one while
     /// time is left. After an address fails (unreachable or timed out) the
     /// next request starts at the following address (and a connection whose stream may
-    /// be out of step is closed, see [`crate::net::connection`]).
+    /// be out of step is closed, see [`crate::net`]).
     pub fn invoke(&self, cmd: RemotingCommand) -> Result<RemotingCommand> {
         let deadline = Instant::now() + self.timeout;
         let first = self.preferred.load(Ordering::Relaxed);
