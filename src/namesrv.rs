@@ -179,6 +179,11 @@ impl NameServerClient {
 
     /// Sends a request to the first name server that answers, within one
     /// request timeout in all.
+    ///
+    /// An address that cannot be reached is skipped for the next one while
+    /// time is left. After an address fails (unreachable or timed out) the
+    /// next request starts at the following address (and a connection whose stream may
+    /// be out of step is closed, see [`crate::net`]).
     pub fn invoke(&self, cmd: RemotingCommand) -> Result<RemotingCommand> {
         self.invoke_within(cmd, self.timeout)
     }

@@ -1,17 +1,7 @@
 //! One TCP connection to a name server or broker, shared by many threads.
+
 //!
-//! # Timeouts and desynchronised streams
-//! A request that times out normally leaves the connection open: a slow
-//! answer is simply dropped when it arrives. But a peer stuck half-way
-//! through a frame leaves the stream out of step, and every later request
-//! would time out behind it. So a timeout closes the connection (every
-//! waiter gets [`Error::ConnectionClosed`], [`Connection::is_closed`] turns
-//! true and owners open a new one on the next call) when
-//! - the reader holds part of a frame at that moment (the stream may be
-//!   desynchronised), or
-//! - it is the [`MAX_CONSECUTIVE_TIMEOUTS`]th timeout in a row with no
-//!   response received in between (3, so a dead-but-open socket is given up
-//!   after three request timeouts).
+//! See the [`net`](crate::net) module docs for when a timeout closes a connection.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -386,7 +376,7 @@ impl Connection {
 
     /// Sends a request and waits up to `timeout` for its response.
     ///
-    /// A timeout may close the connection (see the module docs); the
+    /// A timeout may close the connection (see [`crate::net`]); the
     /// timed-out call still returns [`Error::Timeout`].
     pub fn invoke(&self, mut cmd: RemotingCommand, timeout: Duration) -> Result<RemotingCommand> {
         let opaque = self.prepare(&mut cmd)?;
@@ -460,7 +450,7 @@ impl Connection {
     }
 
     /// Closes the connection after a timeout when the stream may be out of
-    /// step (see the module docs).
+    /// step (see [`crate::net`]).
     fn after_timeout(&self) {
         let in_a_row = self.shared.timeouts.fetch_add(1, Ordering::SeqCst) + 1;
         let partial = self.shared.partial.load(Ordering::SeqCst);

@@ -475,6 +475,13 @@ mod tests {
     }
 
     #[test]
+    fn route_limits_default_and_set() {
+        assert_eq!(base().build().unwrap().route_limits(), RouteLimits::default());
+        let raised = RouteLimits::default().with_max_queues_per_broker(4096);
+        assert_eq!(base().route_limits(raised).build().unwrap().route_limits().max_queues_per_broker(), 4096);
+    }
+
+    #[test]
     fn java_defaults_and_presets() {
         let c = base().build().unwrap();
         assert_eq!(c.send_timeout(), Duration::from_secs(3));
