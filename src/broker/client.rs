@@ -13,7 +13,8 @@ use crate::validate;
 
 /// Default request timeout of a [`BrokerClient`]: 30 s (the design's value).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bodies larger than this are compressed with zlib (Java: 4 KiB).
+/// Bodies of this size or larger are compressed with zlib (Java's
+/// `compressMsgBodyOverHowmuch`: 4 KiB, compared with `>=` by Java and Go).
 pub const DEFAULT_COMPRESS_OVER: usize = 4 * 1024;
 /// zlib level used for bodies (Java: 5).
 pub const DEFAULT_COMPRESS_LEVEL: u8 = 5;
@@ -84,7 +85,7 @@ impl ClientConfig {
     pub fn max_message_size(&self) -> usize {
         self.max_message_size
     }
-    /// Bodies above this size are compressed.
+    /// Bodies of this size or larger are compressed.
     pub fn compress_over(&self) -> usize {
         self.compress_over
     }
@@ -132,7 +133,7 @@ impl ClientConfigBuilder {
         self.config.max_message_size = n;
         self
     }
-    /// Compress bodies larger than this (default 4 KiB; `usize::MAX` turns it off).
+    /// Compress bodies of this size or larger (default 4 KiB, as Java; `usize::MAX` turns it off).
     pub fn compress_over(mut self, n: usize) -> Self {
         self.config.compress_over = n;
         self
@@ -422,7 +423,7 @@ impl BrokerClient {
             msg.set_property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX, message::new_unique_id());
         }
         let mut flag = 0;
-        if msg.body().len() > self.config.compress_over {
+        if msg.body().len() >= self.config.compress_over {
             if let Some(z) = compress::deflate_zlib(msg.body(), self.config.compress_level) {
                 msg.set_body(z);
                 flag |= sys_flag::COMPRESSED | compress::ZLIB_TYPE_BITS;
