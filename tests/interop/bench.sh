@@ -137,7 +137,7 @@ done
 SVG_COPY=$ROOT/tests/interop/bench.svg
 [ -z "${BENCH_SMOKE:-}" ] || SVG_COPY=
 python3 tests/interop/bench_report.py --results "$RESULTS" --svg "$OUT/bench.svg" ${SVG_COPY:+--svg-copy "$SVG_COPY"} \
-  --title "RocketMQ $VERSION brokers; rust: this crate; java: rocketmq-client $VERSION; go: rocketmq-client-go $GO_VERSION" \
+  --title "RocketMQ $VERSION brokers; rust: this crate, java: rocketmq-client $VERSION, go: rocketmq-client-go $GO_VERSION" \
   --setup "sends: ${BENCH_SEND_N} x 1 thread, ${BENCH_SEND8_N} x ${BENCH_THREADS} threads per size (${BENCH_SIZES} B), warm-up ${BENCH_WARMUP}; drain ${BENCH_DRAIN_N} stored messages of ${BENCH_SIZES%%,*} B; $((2 * BENCH_QUEUES)) queues; ${ROUNDS} round(s); $(nproc) cores; load average (1, 5, 15 min) before round 1: ${LOAD_AT_START}" ||
   failed=1
 exit "$failed"

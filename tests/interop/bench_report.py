@@ -238,7 +238,15 @@ def svg(f, title, setup):
     """Horizontal bars: 1-thread latency percentiles (log scale), 8-thread send and drain throughput."""
     width, label_w, bar_w, row_h = 980, 250, 600, 15
     parts = []
-    y = 56
+    lines, cur = [], ""
+    for piece in setup.split("; "):
+        if cur and len(cur) + len(piece) > 150:
+            lines.append(cur)
+            cur = ""
+        cur = f"{cur}; {piece}" if cur else piece
+    if cur:
+        lines.append(cur)
+    y = 38 + 15 * len(lines)
 
     def text(x, yy, s, size=12, anchor="start", weight="normal", fill="#222"):
         parts.append(f'<text x="{x}" y="{yy}" font-size="{size}" text-anchor="{anchor}" font-weight="{weight}" '
@@ -315,8 +323,8 @@ def svg(f, title, setup):
         text(x + 16, y + 10, {"raw": "raw socket (floor)"}.get(c, c), 11)
         x += 150
     y += 24
-    head = [f'<text x="10" y="20" font-size="15" font-weight="bold" fill="#222">{esc(title)}</text>',
-            f'<text x="10" y="38" font-size="11" fill="#444">{esc(setup)}</text>']
+    head = [f'<text x="10" y="20" font-size="13" font-weight="bold" fill="#222">{esc(title)}</text>']
+    head += [f'<text x="10" y="{38 + 15 * i}" font-size="11" fill="#444">{esc(t)}</text>' for i, t in enumerate(lines)]
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{y}" viewBox="0 0 {width} {y}" '
             f'font-family="sans-serif">\n<rect width="100%" height="100%" fill="white"/>\n'
             + "\n".join(head + parts) + "\n</svg>\n")
