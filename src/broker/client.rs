@@ -1,14 +1,16 @@
 //! `BrokerClient`: one connection to one broker, one method per operation.
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, OperationKind, ResponseContext, Result};
 use crate::net::{Connection, ConnectionConfig, RequestHandler};
 use crate::protocol::body::{ConsumerListBody, HeartbeatData, LockBatchRequestBody, LockBatchResponseBody};
-use crate::protocol::compress;
+use crate::protocol::compress::{self, Deflater};
 use crate::protocol::header::*;
 use crate::protocol::message::{self, property, pull_flag, sys_flag};
 use crate::protocol::{request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode, SerializeType};
+use crate::threads::lock;
 use crate::validate;
 
 /// Default request timeout of a [`BrokerClient`]: 30 s (the design's value).
@@ -325,7 +327,12 @@ pub struct EndTransaction {
 pub struct BrokerClient {
     conn: Connection,
     config: ClientConfig,
+    /// Compressors kept for the next bodies (at most [`DEFLATERS_KEPT`]).
+    deflaters: Mutex<Vec<Deflater>>,
 }
+
+/// Idle compressors a [`BrokerClient`] keeps (a few hundred KiB each).
+const DEFLATERS_KEPT: usize = 4;
 
 impl std::fmt::Debug for BrokerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -343,7 +350,11 @@ fn now_ms() -> i64 {
 impl BrokerClient {
     /// Connects to the broker at `addr`.
     pub fn connect(addr: &str, config: &ClientConfig) -> Result<BrokerClient> {
-        Ok(BrokerClient { conn: Connection::connect(addr, &config.connection)?, config: config.clone() })
+        Ok(BrokerClient {
+            conn: Connection::connect(addr, &config.connection)?,
+            config: config.clone(),
+            deflaters: Mutex::new(Vec::new()),
+        })
     }
 
     /// Broker address.
@@ -424,7 +435,7 @@ impl BrokerClient {
         }
         let mut flag = 0;
         if msg.body().len() >= self.config.compress_over {
-            if let Some(z) = compress::deflate_zlib(msg.body(), self.config.compress_level) {
+            if let Some(z) = self.deflate(msg.body()) {
                 msg.set_body(z);
                 flag |= sys_flag::COMPRESSED | compress::ZLIB_TYPE_BITS;
             }
@@ -433,6 +444,17 @@ impl BrokerClient {
             flag |= sys_flag::TRANSACTION_PREPARED;
         }
         Ok((msg, flag))
+    }
+
+    /// zlib at the configured level, with a kept compressor.
+    fn deflate(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let mut d = lock(&self.deflaters).pop().unwrap_or_default();
+        let z = d.deflate(body, self.config.compress_level);
+        let mut kept = lock(&self.deflaters);
+        if kept.len() < DEFLATERS_KEPT {
+            kept.push(d);
+        }
+        z
     }
 
     fn send_command(
