@@ -236,7 +236,7 @@ def esc(s):
 
 def svg(f, title, setup):
     """Horizontal bars: 1-thread latency percentiles (log scale), 8-thread send and drain throughput."""
-    width, label_w, bar_w, row_h = 980, 250, 600, 15
+    width, label_w, bar_w, row_h = 1060, 250, 640, 15
     parts = []
     lines, cur = [], ""
     for piece in setup.split("; "):
