@@ -213,6 +213,26 @@ fn body_over_4k_round_trips_compressed() {
     assert_eq!(got[0].body, body);
 }
 
+/// Java and Go compress a body of exactly `compressMsgBodyOverHowmuch`
+/// (4096) bytes; so do we, and one byte less is sent as is.
+#[cfg(feature = "compression")]
+#[test]
+fn body_of_exactly_4k_is_compressed_like_java() {
+    let topic = unique("zlib4k");
+    create_topic_on("broker-a", &topic, 1);
+    let client = client("broker-a");
+    let queue = MessageQueue::new(&topic, "broker-a", 0);
+    let at: Vec<u8> = (0..4096u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let below = at[..4095].to_vec();
+    client.send("zlib_producer", &queue, &Message::new(&topic, at.clone())).unwrap();
+    client.send("zlib_producer", &queue, &Message::new(&topic, below.clone())).unwrap();
+    let got = pull_n(&client, &queue, 0, 2);
+    assert_ne!(got[0].sys_flag & sys_flag::COMPRESSED, 0, "4096 bytes stored compressed");
+    assert_eq!(got[0].body, at);
+    assert_eq!(got[1].sys_flag & sys_flag::COMPRESSED, 0, "4095 bytes stored as is");
+    assert_eq!(got[1].body, below);
+}
+
 #[test]
 fn name_server_list_skips_a_dead_address_and_remembers_the_live_one() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();

@@ -1,19 +1,22 @@
 //! `BrokerClient`: one connection to one broker, one method per operation.
 
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::error::{Error, OperationKind, ResponseContext, Result};
 use crate::net::{Connection, ConnectionConfig, RequestHandler};
 use crate::protocol::body::{ConsumerListBody, HeartbeatData, LockBatchRequestBody, LockBatchResponseBody};
-use crate::protocol::compress;
+use crate::protocol::compress::{self, Deflater};
 use crate::protocol::header::*;
 use crate::protocol::message::{self, property, pull_flag, sys_flag};
 use crate::protocol::{request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode, SerializeType};
+use crate::threads::lock;
 use crate::validate;
 
 /// Default request timeout of a [`BrokerClient`]: 30 s (the design's value).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Bodies larger than this are compressed with zlib (Java: 4 KiB).
+/// Bodies of this size or larger are compressed with zlib (Java's
+/// `compressMsgBodyOverHowmuch`: 4 KiB, compared with `>=` by Java and Go).
 pub const DEFAULT_COMPRESS_OVER: usize = 4 * 1024;
 /// zlib level used for bodies (Java: 5).
 pub const DEFAULT_COMPRESS_LEVEL: u8 = 5;
@@ -84,7 +87,7 @@ impl ClientConfig {
     pub fn max_message_size(&self) -> usize {
         self.max_message_size
     }
-    /// Bodies above this size are compressed.
+    /// Bodies of this size or larger are compressed.
     pub fn compress_over(&self) -> usize {
         self.compress_over
     }
@@ -137,7 +140,7 @@ impl ClientConfigBuilder {
         self.config.max_message_size = n;
         self
     }
-    /// Compress bodies larger than this (default 4 KiB; `usize::MAX` turns it off).
+    /// Compress bodies of this size or larger (default 4 KiB, as Java; `usize::MAX` turns it off).
     pub fn compress_over(mut self, n: usize) -> Self {
         self.config.compress_over = n;
         self
@@ -336,7 +339,12 @@ pub struct EndTransaction {
 pub struct BrokerClient {
     conn: Connection,
     config: ClientConfig,
+    /// Compressors kept for the next bodies (at most [`DEFLATERS_KEPT`]).
+    deflaters: Mutex<Vec<Deflater>>,
 }
+
+/// Idle compressors a [`BrokerClient`] keeps (a few hundred KiB each).
+const DEFLATERS_KEPT: usize = 4;
 
 impl std::fmt::Debug for BrokerClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -354,7 +362,11 @@ fn now_ms() -> i64 {
 impl BrokerClient {
     /// Connects to the broker at `addr`.
     pub fn connect(addr: &str, config: &ClientConfig) -> Result<BrokerClient> {
-        Ok(BrokerClient { conn: Connection::connect(addr, &config.connection)?, config: config.clone() })
+        Ok(BrokerClient {
+            conn: Connection::connect(addr, &config.connection)?,
+            config: config.clone(),
+            deflaters: Mutex::new(Vec::new()),
+        })
     }
 
     /// Connects like [`connect`](Self::connect), waiting at most `limit`
@@ -443,8 +455,8 @@ impl BrokerClient {
             msg.set_property(property::UNIQ_CLIENT_MESSAGE_ID_KEYIDX, message::new_unique_id());
         }
         let mut flag = 0;
-        if msg.body().len() > self.config.compress_over {
-            if let Some(z) = compress::deflate_zlib(msg.body(), self.config.compress_level) {
+        if msg.body().len() >= self.config.compress_over {
+            if let Some(z) = self.deflate(msg.body()) {
                 msg.set_body(z);
                 flag |= sys_flag::COMPRESSED | compress::ZLIB_TYPE_BITS;
             }
@@ -453,6 +465,17 @@ impl BrokerClient {
             flag |= sys_flag::TRANSACTION_PREPARED;
         }
         Ok((msg, flag))
+    }
+
+    /// zlib at the configured level, with a kept compressor.
+    fn deflate(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let mut d = lock(&self.deflaters).pop().unwrap_or_default();
+        let z = d.deflate(body, self.config.compress_level);
+        let mut kept = lock(&self.deflaters);
+        if kept.len() < DEFLATERS_KEPT {
+            kept.push(d);
+        }
+        z
     }
 
     fn send_command(

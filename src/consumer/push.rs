@@ -243,16 +243,30 @@ enum Task {
     Direct(Box<MessageExt>, String, DirectReply),
 }
 
+/// Ready tasks per thread being woken before one more is woken.
+const TASKS_PER_WAKE: usize = 8;
+
 #[derive(Default)]
 struct PoolState {
     ready: VecDeque<Task>,
     later: Vec<(Instant, Task)>,
     stopped: bool,
+    /// Threads waiting on the condvar.
+    idle: usize,
+    /// Wake-ups sent that no waiting thread has taken up yet.
+    waking: usize,
 }
 
 /// Work for the `rocketmq-consume-<n>` threads: tasks ready now, and tasks
 /// to run again later. Bounded by the flow control: a queue is not pulled
 /// while it holds more than the pull thresholds.
+///
+/// Wake-ups are chained: a new task wakes one waiting thread unless one is
+/// already on its way, and a thread that takes a task while more are ready
+/// wakes the next. A burst of short listener calls (a pull of 32 messages
+/// is 32 tasks) so runs on the threads already awake instead of waking
+/// every consume thread for one message each; slow listener calls still
+/// spread over all the threads, one wake-up after the other.
 #[derive(Default)]
 struct WorkQueue {
     state: Mutex<PoolState>,
@@ -261,13 +275,28 @@ struct WorkQueue {
 
 impl WorkQueue {
     fn push(&self, task: Task) {
-        lock(&self.state).ready.push_back(task);
-        self.cond.notify_one();
+        let mut st = lock(&self.state);
+        st.ready.push_back(task);
+        self.wake_one(&mut st);
     }
 
     fn push_later(&self, task: Task, delay: Duration) {
-        lock(&self.state).later.push((Instant::now() + delay, task));
+        let mut st = lock(&self.state);
+        st.later.push((Instant::now() + delay, task));
+        // A waiting thread must look at the new deadline.
+        if st.idle > 0 {
+            st.waking += 1;
+        }
         self.cond.notify_one();
+    }
+
+    /// Wakes a waiting thread unless none waits or those already waking
+    /// have enough to do ([`TASKS_PER_WAKE`] ready tasks each).
+    fn wake_one(&self, st: &mut PoolState) {
+        if st.idle > st.waking && st.ready.len() > st.waking * TASKS_PER_WAKE {
+            st.waking += 1;
+            self.cond.notify_one();
+        }
     }
 
     fn stop(&self) {
@@ -297,10 +326,16 @@ impl WorkQueue {
                 }
             }
             if let Some(t) = st.ready.pop_front() {
+                if !st.ready.is_empty() {
+                    self.wake_one(&mut st);
+                }
                 return Some(t);
             }
             let wait = st.later.iter().map(|(at, _)| *at - now).min().unwrap_or(Duration::from_secs(1));
+            st.idle += 1;
             st = self.cond.wait_timeout(st, wait).unwrap_or_else(|p| p.into_inner()).0;
+            st.idle -= 1;
+            st.waking = st.waking.saturating_sub(1);
         }
     }
 }

@@ -14,7 +14,7 @@ pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(3);
 pub const DEFAULT_RETRIES: u32 = 2;
 /// Largest message body (Java `maxMessageSize`): 4 MiB.
 pub const DEFAULT_MAX_MESSAGE_SIZE: usize = validate::DEFAULT_MAX_MESSAGE_SIZE;
-/// Bodies above this are compressed (Java `compressMsgBodyOverHowmuch`): 4 KiB.
+/// Bodies of this size or larger are compressed (Java `compressMsgBodyOverHowmuch`): 4 KiB.
 pub const DEFAULT_COMPRESS_OVER: usize = 4 * 1024;
 /// Name server poll interval (Java `pollNameServerInterval`): 30 s.
 pub const DEFAULT_POLL_NAMESRV_INTERVAL: Duration = Duration::from_secs(30);
@@ -195,7 +195,7 @@ impl ProducerConfig {
         retries: u32,
         /// Largest body.
         max_message_size: usize,
-        /// Bodies above this size are compressed (with the `compression` feature).
+        /// Bodies of this size or larger are compressed (with the `compression` feature).
         compress_over: usize,
         /// How often routes are fetched again.
         poll_namesrv_interval: Duration,
@@ -338,7 +338,7 @@ impl ProducerConfigBuilder {
         retries: u32,
         /// Largest body (default 4 MiB).
         max_message_size: usize,
-        /// Compress bodies above this size (default 4 KiB).
+        /// Compress bodies of this size or larger (default 4 KiB).
         compress_over: usize,
         /// Route poll interval (default 30 s).
         poll_namesrv_interval: Duration,
