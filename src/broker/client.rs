@@ -375,7 +375,11 @@ impl BrokerClient {
     pub fn connect_within(addr: &str, config: &ClientConfig, limit: Duration) -> Result<BrokerClient> {
         let mut connection = config.connection.clone();
         connection.connect_timeout = connection.connect_timeout.min(limit.max(Duration::from_millis(1)));
-        Ok(BrokerClient { conn: Connection::connect(addr, &connection)?, config: config.clone() })
+        Ok(BrokerClient {
+            conn: Connection::connect(addr, &connection)?,
+            config: config.clone(),
+            deflaters: Mutex::new(Vec::new()),
+        })
     }
 
     /// Broker address.
