@@ -11,7 +11,13 @@
 # warnings denied.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v jq >/dev/null || { echo "tests/msrv.sh needs jq"; exit 2; }
+if ! command -v jq >/dev/null; then
+  # A fresh machine (CI runs as root): Debian's jq.
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    (apt-get update -qq && apt-get install -y -qq jq) >/dev/null 2>&1 || true
+  fi
+  command -v jq >/dev/null || { echo "tests/msrv.sh needs jq (apt-get install jq)"; exit 2; }
+fi
 meta=$(cargo metadata --format-version 1 --all-features --locked)
 declared=$(jq -r '.packages[] | select(.name == "rocketmq-blocking") | .rust_version // empty' <<<"$meta")
 [ -n "$declared" ] || { echo "Cargo.toml declares no rust-version"; exit 1; }
