@@ -400,6 +400,13 @@ fn killed_broker_fails_and_recovers() {
                 }
                 thread::sleep(Duration::from_millis(5));
             }
+            // One last look: the main thread may have seen a state (and
+            // stopped the sampler) between two samples.
+            if let Some(s) = m.broker_state(&b) {
+                if seen.last() != Some(&s) {
+                    seen.push(s);
+                }
+            }
             seen
         })
     };
