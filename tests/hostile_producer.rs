@@ -274,3 +274,63 @@ fn a_transaction_send_keeps_its_timeout_when_the_broker_never_answers() {
     assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
     assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
 }
+
+/// Shutdown while the background thread waits on a silent peer: the
+/// heartbeat to a silent broker, or the route refresh from a name server
+/// that stopped answering, must not hold shutdown up for its request timeout.
+#[test]
+fn shutdown_is_prompt_while_the_background_thread_waits_on_a_silent_peer() {
+    let _serial = one_at_a_time();
+    let broker = FakePeer::start(|_req: &RemotingCommand| Reply::Silence);
+    // A: heartbeats every 100 ms to a broker that never answers.
+    let ns = name_server(broker.addr(), Duration::ZERO);
+    let config = ProducerConfig::builder()
+        .group("silent_heartbeat_pg")
+        .namesrv_addr(ns.addr())
+        .send_timeout(BUDGET)
+        .heartbeat_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let p = Producer::new(config).unwrap();
+    p.start().unwrap();
+    assert!(p.send(&Message::new("T", "x")).is_err(), "the broker never answers");
+    let beats = broker.count(request::HEART_BEAT);
+    common::wait_for(Duration::from_secs(10), "a periodic heartbeat in flight", || {
+        (broker.count(request::HEART_BEAT) > beats).then_some(())
+    });
+    let t = Instant::now();
+    p.shutdown();
+    let took = t.elapsed();
+    eprintln!("shutdown during a heartbeat to a silent broker: {took:?}");
+    assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
+    assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
+
+    // B: routes polled every 100 ms from a name server that answers once, then never again.
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (n, addr) = (Arc::clone(&answered), broker.addr());
+    let ns = FakePeer::start(move |req: &RemotingCommand| match req.code {
+        request::GET_ROUTEINFO_BY_TOPIC if n.fetch_add(1, Ordering::SeqCst) == 0 => {
+            Reply::ok_body(req, route_json(&addr))
+        }
+        _ => Reply::Silence,
+    });
+    let config = ProducerConfig::builder()
+        .group("silent_refresh_pg")
+        .namesrv_addr(ns.addr())
+        .send_timeout(BUDGET)
+        .poll_namesrv_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let p = Producer::new(config).unwrap();
+    p.start().unwrap();
+    assert!(p.send(&Message::new("T", "x")).is_err(), "the broker never answers");
+    common::wait_for(Duration::from_secs(10), "a route refresh in flight", || {
+        (ns.count(request::GET_ROUTEINFO_BY_TOPIC) >= 2).then_some(())
+    });
+    let t = Instant::now();
+    p.shutdown();
+    let took = t.elapsed();
+    eprintln!("shutdown during a route refresh from a silent name server: {took:?}");
+    assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
+    assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
+}
