@@ -620,7 +620,11 @@ impl Producer {
     /// Stops the threads (async sends still queued get `NotRunning`),
     /// unregisters from the brokers — all at once, waiting at most
     /// [`SHUTDOWN_UNREGISTER_WAIT`] for their answers — and closes the
-    /// connections; the threads are joined within a second.
+    /// connections; the threads are joined within a second. The name
+    /// server client is shut first and the connections closed before the
+    /// background thread is joined, so a route refresh or heartbeat it is
+    /// waiting on (a silent name server or broker) fails at once instead of
+    /// running to its request timeout.
     pub fn shutdown(&self) {
         let mut threads = lock(&self.threads);
         self.inner.running.store(false, Ordering::SeqCst);
