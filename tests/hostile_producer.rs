@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::peer::{self, FakePeer, Reply};
-use rocketmq_blocking::producer::{LocalTransactionState, Producer, ProducerConfig, SelectByHash, TransactionProducer};
+use rocketmq_blocking::producer::{
+    LocalTransactionState, Producer, ProducerConfig, ProducerConfigBuilder, SelectByHash, TransactionProducer,
+};
 use rocketmq_blocking::protocol::header::CheckTransactionStateRequestHeader;
 use rocketmq_blocking::protocol::message::{encode_properties, MESSAGE_MAGIC_CODE_V1};
 use rocketmq_blocking::protocol::route::{BrokerData, QueueData, TopicRouteData};
@@ -90,8 +92,9 @@ fn stored_message(topic: &str, body: &[u8], props: &[(&str, &str)]) -> Vec<u8> {
     m
 }
 
-/// One CHECK_TRANSACTION_STATE request (oneway, as brokers send it) with a 1 KiB half message.
-fn check_frame() -> Vec<u8> {
+/// One CHECK_TRANSACTION_STATE request (oneway, as brokers send it) about
+/// the stored half message `stored`.
+fn check_frame_about(stored: Vec<u8>) -> Vec<u8> {
     let header = CheckTransactionStateRequestHeader {
         tran_state_table_offset: Some(7),
         commit_log_offset: 1234,
@@ -99,13 +102,21 @@ fn check_frame() -> Vec<u8> {
         transaction_id: Some("tx-1".into()),
         offset_msg_id: None,
     };
-    let body = stored_message("FloodTopic", &[b'x'; 1024], &[("UNIQ_KEY", "7F0000010001"), ("PGROUP", "flood_pg")]);
     let mut cmd = RemotingCommand::request(request::CHECK_TRANSACTION_STATE)
         .with_ext_fields(header.to_ext_fields())
-        .with_body(body);
+        .with_body(stored);
     cmd.flag |= 2; // oneway
     cmd.opaque = 1;
     cmd.encode()
+}
+
+/// A check-back with a 1 KiB half message.
+fn check_frame() -> Vec<u8> {
+    check_frame_about(stored_message(
+        "FloodTopic",
+        &[b'x'; 1024],
+        &[("UNIQ_KEY", "7F0000010001"), ("PGROUP", "flood_pg")],
+    ))
 }
 
 const FLOOD: usize = 200_000;
@@ -217,23 +228,11 @@ fn a_flood_of_check_backs_stays_bounded_and_shutdown_abandons_the_queue() {
 fn compressed_check_frame() -> Vec<u8> {
     use rocketmq_blocking::protocol::compress::{deflate_zlib, ZLIB_TYPE_BITS};
     use rocketmq_blocking::protocol::message::sys_flag;
-    let header = CheckTransactionStateRequestHeader {
-        tran_state_table_offset: Some(7),
-        commit_log_offset: 1234,
-        msg_id: Some("7F0000010002".into()),
-        transaction_id: Some("tx-2".into()),
-        offset_msg_id: None,
-    };
     let zipped = deflate_zlib(&vec![b'z'; 256 * 1024], 9).expect("the compression feature");
-    let mut body = stored_message("FloodTopic", &zipped, &[("UNIQ_KEY", "7F0000010002"), ("PGROUP", "zflood_pg")]);
+    let mut stored = stored_message("FloodTopic", &zipped, &[("UNIQ_KEY", "7F0000010002"), ("PGROUP", "zflood_pg")]);
     // The sys flag sits after size, magic, CRC, queue id, flag, queue offset and commit-log offset.
-    body[36..40].copy_from_slice(&(sys_flag::COMPRESSED | ZLIB_TYPE_BITS).to_be_bytes());
-    let mut cmd = RemotingCommand::request(request::CHECK_TRANSACTION_STATE)
-        .with_ext_fields(header.to_ext_fields())
-        .with_body(body);
-    cmd.flag |= 2; // oneway
-    cmd.opaque = 1;
-    cmd.encode()
+    stored[36..40].copy_from_slice(&(sys_flag::COMPRESSED | ZLIB_TYPE_BITS).to_be_bytes());
+    check_frame_about(stored)
 }
 
 /// Check-backs whose half messages inflate to 256 KiB each: the queue is
@@ -306,13 +305,7 @@ fn every_send_keeps_its_timeout_when_the_broker_never_answers() {
         let t = Instant::now();
         let q = MessageQueue::new("T", "broker-x", 1);
         assert_timed_out("send to queue", t, p.send_to_queue(&Message::new("T", "x"), &q));
-        let t = Instant::now();
-        p.shutdown();
-        let took = t.elapsed();
-        eprintln!("shutdown, silent broker: {took:?}");
-        assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
-        let left = peer::await_crate_threads_at_most(0, Duration::from_secs(1));
-        assert!(left.is_empty(), "threads left: {left:?}");
+        assert_prompt_shutdown("with a silent broker", || p.shutdown());
     }
 }
 
@@ -328,12 +321,33 @@ fn a_transaction_send_keeps_its_timeout_when_the_broker_never_answers() {
     let t = Instant::now();
     let r = tp.send_message_in_transaction(&Message::new("T", "x"), |_, _| LocalTransactionState::CommitMessage);
     assert_timed_out("transaction send", t, r);
+    assert_prompt_shutdown("of a transaction producer with a silent broker", || tp.shutdown());
+}
+
+/// Runs `shutdown` and asserts it took at most 1.1 s and left no crate thread.
+fn assert_prompt_shutdown(what: &str, shutdown: impl FnOnce()) {
     let t = Instant::now();
-    tp.shutdown();
+    shutdown();
     let took = t.elapsed();
-    eprintln!("transaction producer shutdown, silent broker: {took:?}");
-    assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
-    assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
+    eprintln!("shutdown {what}: {took:?}");
+    assert!(took <= Duration::from_millis(1100), "shutdown {what} took {took:?}");
+    let left = peer::await_crate_threads_at_most(0, Duration::from_secs(1));
+    assert!(left.is_empty(), "threads left: {left:?}");
+}
+
+/// A started producer of `group` (send timeout [`BUDGET`]) whose name
+/// server is `ns`, with one failed send behind it (the broker never answers).
+fn after_a_failed_send(
+    ns: &FakePeer,
+    group: &str,
+    tune: impl FnOnce(ProducerConfigBuilder) -> ProducerConfigBuilder,
+) -> Producer {
+    let config =
+        tune(ProducerConfig::builder().group(group).namesrv_addr(ns.addr()).send_timeout(BUDGET)).build().unwrap();
+    let p = Producer::new(config).unwrap();
+    p.start().unwrap();
+    assert!(p.send(&Message::new("T", "x")).is_err(), "the broker never answers");
+    p
 }
 
 /// Shutdown while the background thread waits on a silent peer: the
@@ -345,26 +359,12 @@ fn shutdown_is_prompt_while_the_background_thread_waits_on_a_silent_peer() {
     let broker = FakePeer::start(|_req: &RemotingCommand| Reply::Silence);
     // A: heartbeats every 100 ms to a broker that never answers.
     let ns = name_server(broker.addr(), Duration::ZERO);
-    let config = ProducerConfig::builder()
-        .group("silent_heartbeat_pg")
-        .namesrv_addr(ns.addr())
-        .send_timeout(BUDGET)
-        .heartbeat_interval(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let p = Producer::new(config).unwrap();
-    p.start().unwrap();
-    assert!(p.send(&Message::new("T", "x")).is_err(), "the broker never answers");
+    let p = after_a_failed_send(&ns, "silent_heartbeat_pg", |b| b.heartbeat_interval(Duration::from_millis(100)));
     let beats = broker.count(request::HEART_BEAT);
     common::wait_for(Duration::from_secs(10), "a periodic heartbeat in flight", || {
         (broker.count(request::HEART_BEAT) > beats).then_some(())
     });
-    let t = Instant::now();
-    p.shutdown();
-    let took = t.elapsed();
-    eprintln!("shutdown during a heartbeat to a silent broker: {took:?}");
-    assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
-    assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
+    assert_prompt_shutdown("during a heartbeat to a silent broker", || p.shutdown());
 
     // B: routes polled every 100 ms from a name server that answers once, then never again.
     let answered = Arc::new(AtomicUsize::new(0));
@@ -375,23 +375,9 @@ fn shutdown_is_prompt_while_the_background_thread_waits_on_a_silent_peer() {
         }
         _ => Reply::Silence,
     });
-    let config = ProducerConfig::builder()
-        .group("silent_refresh_pg")
-        .namesrv_addr(ns.addr())
-        .send_timeout(BUDGET)
-        .poll_namesrv_interval(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let p = Producer::new(config).unwrap();
-    p.start().unwrap();
-    assert!(p.send(&Message::new("T", "x")).is_err(), "the broker never answers");
+    let p = after_a_failed_send(&ns, "silent_refresh_pg", |b| b.poll_namesrv_interval(Duration::from_millis(100)));
     common::wait_for(Duration::from_secs(10), "a route refresh in flight", || {
         (ns.count(request::GET_ROUTEINFO_BY_TOPIC) >= 2).then_some(())
     });
-    let t = Instant::now();
-    p.shutdown();
-    let took = t.elapsed();
-    eprintln!("shutdown during a route refresh from a silent name server: {took:?}");
-    assert!(took <= Duration::from_millis(1100), "shutdown took {took:?}");
-    assert!(peer::await_crate_threads_at_most(0, Duration::from_secs(1)).is_empty());
+    assert_prompt_shutdown("during a route refresh from a silent name server", || p.shutdown());
 }
