@@ -9,7 +9,9 @@
 //! |---|---|
 //! | `SYSTEM_BUSY` (2), `FLOW_CONTROL` (215), `POLLING_FULL` (209) | [`Error::BrokerBusy`] |
 //! | `TOPIC_NOT_EXIST` (17) | [`Error::TopicNotFound`] |
-//! | `NO_PERMISSION` (16) | [`Error::NoPermission`] |
+//! | `NO_PERMISSION` (16) from access control (5.x ACL 2.0), by its remark | [`Error::Authentication`] (wrong signature or unknown user) or [`Error::Authorization`] (resource refused) |
+//! | `SYSTEM_ERROR` (1) whose remark is an `AclException` (4.x ACL 1.0) | [`Error::Authentication`] or [`Error::Authorization`], by its remark |
+//! | other `NO_PERMISSION` (16) | [`Error::NoPermission`] |
 //! | `SYSTEM_ERROR` (1), `SERVICE_NOT_AVAILABLE` (14), `REQUEST_CODE_NOT_SUPPORTED` (3), `VERSION_NOT_SUPPORTED` (15), `GO_AWAY` (1500) | [`Error::System`] |
 //! | `MESSAGE_ILLEGAL` (13) during a send | [`Error::MessageSend`] |
 //! | `SUBSCRIPTION_*` (23–26), `FILTER_DATA_*` (27–28) during a pull | [`Error::MessagePull`], with the topic and queue id |
@@ -235,7 +237,37 @@ pub enum Error {
         /// Remark from the server, if any.
         remark: String,
     },
-    /// Authentication or authorization refused (`NO_PERMISSION`).
+    /// Access control refused who the client is: a wrong signature (wrong
+    /// secret key), an unknown or disabled user, or no credentials at all.
+    /// The remark is the broker's (it may name the access key, never the
+    /// secret). See the module docs for how it is told apart.
+    #[error("authentication failed for {operation} on {addr} (code {}): {remark}", code.as_i32())]
+    Authentication {
+        /// Response code (`NO_PERMISSION` on 5.x, `SYSTEM_ERROR` on 4.x).
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+    },
+    /// Access control knows the user but refuses the resource: a topic it
+    /// may not publish to, a group it may not subscribe with, an admin
+    /// request by a normal user.
+    #[error("not authorized for {operation} on {addr} (code {}): {remark}", code.as_i32())]
+    Authorization {
+        /// Response code (`NO_PERMISSION` on 5.x, `SYSTEM_ERROR` on 4.x).
+        code: ResponseCode,
+        /// Broker's remark.
+        remark: String,
+        /// What was being done.
+        operation: &'static str,
+        /// Broker address.
+        addr: String,
+    },
+    /// `NO_PERMISSION` that is not an access-control refusal (a topic or
+    /// broker whose permission forbids the read or write).
     #[error("no permission for {operation} on {addr}: {remark}")]
     NoPermission {
         /// What was being done.
@@ -421,6 +453,11 @@ impl Error {
         let addr = ctx.addr.to_string();
         let operation = ctx.operation;
         use ResponseCode as R;
+        match access_refusal(code, &remark) {
+            Some(AccessRefusal::Authentication) => return Error::Authentication { code, remark, operation, addr },
+            Some(AccessRefusal::Authorization) => return Error::Authorization { code, remark, operation, addr },
+            None => {}
+        }
         match code {
             R::SystemBusy | R::FlowControl | R::PollingFull => Error::BrokerBusy { code, remark, operation, addr },
             R::TopicNotExist => Error::TopicNotFound { topic: ctx.topic.to_string(), remark },
@@ -460,6 +497,8 @@ impl Error {
             | Error::MessagePull { code, .. }
             | Error::Offset { code, .. }
             | Error::System { code, .. }
+            | Error::Authentication { code, .. }
+            | Error::Authorization { code, .. }
             | Error::Broker { code, .. } => Some(*code),
             Error::TopicNotFound { .. } => Some(ResponseCode::TopicNotExist),
             Error::NoPermission { .. } => Some(ResponseCode::NoPermission),
@@ -483,7 +522,7 @@ impl Error {
     ///
     /// True for connection failures, timeouts, busy brokers and the broker
     /// system errors the Java producer retries on; false for bad input,
-    /// permissions and protocol violations.
+    /// permissions (access control included) and protocol violations.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Connect { .. }
@@ -515,6 +554,58 @@ impl Error {
     }
 }
 
+/// Which side of access control refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AccessRefusal {
+    Authentication,
+    Authorization,
+}
+
+/// Tells an access-control refusal from the response code and remark.
+///
+/// Both kinds come with the same code, so the remark decides. 5.x (ACL 2.0)
+/// answers `NO_PERMISSION` with the message of its `AuthenticationException`
+/// or `AuthorizationException`; 4.x (ACL 1.0) answers `SYSTEM_ERROR` with
+/// `"...AclException: <message>, <stack frame>"`.
+fn access_refusal(code: ResponseCode, remark: &str) -> Option<AccessRefusal> {
+    const AUTHENTICATION: &[&str] = &[
+        // 5.x
+        "check signature failed",
+        "authentication failed",
+        "username cannot be null",
+        "authenticationexception",
+        // 4.x: no or unknown access key, wrong signature
+        "no accesskey is configured",
+        "no acl config for",
+        "no plainaccessresource for",
+    ];
+    const AUTHORIZATION: &[&str] = &[
+        // 5.x
+        "has no permission to access",
+        "authorizationexception",
+        // 4.x
+        "no default permission for",
+        "need admin permission",
+    ];
+    let lower = remark.to_ascii_lowercase();
+    let acl_1 = lower.contains("aclexception");
+    match code {
+        ResponseCode::NoPermission | ResponseCode::SystemError => {}
+        _ => return None,
+    }
+    if code == ResponseCode::SystemError && !acl_1 {
+        return None;
+    }
+    let user_unknown = lower.contains("user:") && (lower.contains("not found") || lower.contains("is disabled"));
+    if user_unknown || AUTHENTICATION.iter().any(|p| lower.contains(p)) {
+        Some(AccessRefusal::Authentication)
+    } else if acl_1 || AUTHORIZATION.iter().any(|p| lower.contains(p)) {
+        Some(AccessRefusal::Authorization)
+    } else {
+        None
+    }
+}
+
 fn list_attempts(attempts: &[Error]) -> String {
     let parts: Vec<String> = attempts.iter().enumerate().map(|(i, e)| format!("#{} {e}", i + 1)).collect();
     parts.join("; ")
@@ -539,5 +630,44 @@ mod tests {
         let offset = Error::from_response(ResponseCode::QueryNotFound, None, ctx(OperationKind::Offset));
         assert!(matches!(offset, Error::Offset { ref topic, queue_id: 3, .. } if topic == "T"), "{offset:?}");
         assert!(offset.to_string().contains("\"T\" queue 3"), "{offset}");
+    }
+
+    fn classify(code: ResponseCode, remark: &str) -> Error {
+        let ctx =
+            ResponseContext { operation: "send", kind: OperationKind::Send, addr: "b:1", topic: "T", queue_id: 0 };
+        Error::from_response(code, Some(remark), ctx)
+    }
+
+    #[test]
+    fn access_control_refusals_are_typed() {
+        use ResponseCode as R;
+        for (code, remark) in [
+            (R::NoPermission, "check signature failed."),
+            (R::NoPermission, "Authentication failed. Please verify the credentials and try again."),
+            (R::NoPermission, "User:nobody is not found."),
+            (R::NoPermission, "username cannot be null."),
+            (R::SystemError, "org.apache.rocketmq.acl.common.AclException: Check signature failed for accessKey=u, org.apache.rocketmq.acl.plain.PlainPermissionManager.validate(PlainPermissionManager.java:683)"),
+            (R::SystemError, "org.apache.rocketmq.acl.common.AclException: No acl config for x, at"),
+        ] {
+            let e = classify(code, remark);
+            assert!(matches!(e, Error::Authentication { .. }), "{remark}: {e:?}");
+            assert_eq!(e.response_code(), Some(code));
+            assert!(!e.is_retryable());
+        }
+        for (code, remark) in [
+            (R::NoPermission, "User:u has no permission to access Topic:T from 127.0.0.1, no matched policies."),
+            (R::SystemError, "org.apache.rocketmq.acl.common.AclException: No default permission for topic=T, org.apache"),
+            (R::SystemError, "org.apache.rocketmq.acl.common.AclException: Need admin permission for request code=17, but accessKey=u is not, x"),
+        ] {
+            let e = classify(code, remark);
+            assert!(matches!(e, Error::Authorization { .. }), "{remark}: {e:?}");
+            assert!(!e.is_retryable());
+        }
+        // Not access control: a write-only topic, a plain system error.
+        let e = classify(R::NoPermission, "the topic[T] pulling message is forbidden");
+        assert!(matches!(e, Error::NoPermission { .. }), "{e:?}");
+        let e = classify(R::SystemError, "store error: check signature failed");
+        assert!(matches!(e, Error::System { .. }), "{e:?}");
+        assert!(e.is_retryable());
     }
 }

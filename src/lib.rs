@@ -138,6 +138,7 @@
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
 //! | [`error`] | [`Error`] and [`ProtocolError`] |
+//! | `acl` | `Credentials` and request signatures for brokers with access control (`acl` feature) |
 //!
 //! # Threads
 //! Every thread the crate starts is listed here, with how it stops.
@@ -200,6 +201,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(feature = "acl")]
+pub mod acl;
 #[macro_use]
 mod logging;
 

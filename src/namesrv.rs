@@ -141,6 +141,12 @@ impl NameServerClient {
         self.route_limits
     }
 
+    /// A client with the connection settings of a broker client's config
+    /// (credentials included) and the default name server timeout.
+    pub(crate) fn for_client(list: &str, config: &crate::broker::ClientConfig) -> Result<Self> {
+        Self::with_config(list, config.connection().clone(), DEFAULT_NAMESRV_TIMEOUT)
+    }
+
     /// The configured addresses.
     pub fn addresses(&self) -> &[String] {
         &self.addrs

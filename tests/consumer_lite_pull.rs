@@ -39,6 +39,8 @@ fn assign_and_seek_returns_the_chosen_message_first() {
     let q = MessageQueue::new(&topic, "broker-a", 1);
     let msgs: Vec<Message> = (0..20).map(|i| Message::new(&topic, format!("m{i}"))).collect();
     send_in_batches(&c, &q, &msgs);
+    // The consume queue is built asynchronously: seek checks against it.
+    wait_for(Duration::from_secs(10), "20 messages in the queue", || (c.max_offset(&q).ok() == Some(20)).then_some(()));
 
     let consumer = LitePullConsumer::new(consumer_config(&unique("lite_seek_cg")).build().unwrap()).unwrap();
     assert_eq!(consumer.fetch_message_queues(&topic).unwrap().len(), 2);

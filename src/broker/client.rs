@@ -88,6 +88,11 @@ impl ClientConfig {
     pub fn compress_over(&self) -> usize {
         self.compress_over
     }
+    /// Credentials that sign every request, if any (`acl` feature).
+    #[cfg(feature = "acl")]
+    pub fn credentials(&self) -> Option<&crate::acl::Credentials> {
+        self.connection.credentials.as_ref()
+    }
 }
 
 /// Builds a [`ClientConfig`]; `build` checks the values.
@@ -135,6 +140,13 @@ impl ClientConfigBuilder {
     /// Compress bodies larger than this (default 4 KiB; `usize::MAX` turns it off).
     pub fn compress_over(mut self, n: usize) -> Self {
         self.config.compress_over = n;
+        self
+    }
+    /// Credentials that sign every request, for brokers with access control
+    /// (`acl` feature; default none).
+    #[cfg(feature = "acl")]
+    pub fn credentials(mut self, credentials: crate::acl::Credentials) -> Self {
+        self.config.connection.credentials = Some(credentials);
         self
     }
     /// Checks the values and returns the config.

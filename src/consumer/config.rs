@@ -102,6 +102,8 @@ pub struct ConsumerConfig {
     await_termination: Duration,
     auto_commit: bool,
     offset_store_dir: PathBuf,
+    #[cfg(feature = "acl")]
+    credentials: Option<crate::acl::Credentials>,
 }
 
 /// Java's `~/.rocketmq_offsets` (the current directory when `HOME` is unset).
@@ -139,6 +141,8 @@ impl Default for ConsumerConfig {
             await_termination: DEFAULT_AWAIT_TERMINATION,
             auto_commit: true,
             offset_store_dir: default_offset_store_dir(),
+            #[cfg(feature = "acl")]
+            credentials: None,
         }
     }
 }
@@ -170,6 +174,11 @@ impl ConsumerConfig {
     /// Client id, if set (else each consumer makes a unique one).
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
+    }
+    /// Credentials that sign every request, if set (`acl` feature).
+    #[cfg(feature = "acl")]
+    pub fn credentials(&self) -> Option<&crate::acl::Credentials> {
+        self.credentials.as_ref()
     }
     /// Clustering (default) or broadcasting.
     pub fn message_model(&self) -> MessageModel {
@@ -298,6 +307,14 @@ impl ConsumerConfigBuilder {
         self
     }
 
+    /// Credentials that sign every request, for brokers with access control
+    /// (`acl` feature; default none, or `ROCKETMQ_ACCESS_KEY` /
+    /// `ROCKETMQ_SECRET_KEY` through [`env_overrides`](Self::env_overrides)).
+    #[cfg(feature = "acl")]
+    pub fn credentials(mut self, credentials: crate::acl::Credentials) -> Self {
+        self.config.credentials = Some(credentials);
+        self
+    }
     /// Consumer group (required).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.config.group = group.into();
@@ -388,6 +405,10 @@ impl ConsumerConfigBuilder {
             self.config.namesrv_addr = v;
         }
         let c = &mut self.config;
+        #[cfg(feature = "acl")]
+        if let Some(credentials) = crate::acl::Credentials::from_env_lookup(&lookup)? {
+            c.credentials = Some(credentials);
+        }
         if let Some(v) = get("ROCKETMQ_CONSUMER_GROUP") {
             c.group = v;
         }
@@ -561,6 +582,10 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_CONSUMER_REBALANCE_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_HEARTBEAT_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_REQUEST_TIMEOUT_MS",
+    // Read with the `acl` feature only.
+    "ROCKETMQ_ACCESS_KEY",
+    "ROCKETMQ_SECRET_KEY",
+    "ROCKETMQ_SECURITY_TOKEN",
 ];
 
 #[cfg(test)]

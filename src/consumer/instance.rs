@@ -8,8 +8,9 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
+use super::pull_service::Next;
 use super::rebalance::{DirectReply, QueueOwner};
-use crate::broker::{BrokerClient, ClientConfig};
+use crate::broker::{BrokerClient, ClientConfig, PullRequest};
 use crate::error::{Error, OperationKind, Result};
 use crate::namesrv::NameServerClient;
 use crate::net::fanout::invoke_all;
@@ -142,9 +143,15 @@ pub(crate) struct Instance {
 impl Instance {
     pub fn new(config: ConsumerConfig, consume_type: ConsumeType) -> Result<Instance> {
         let client_id = config.client_id().map(str::to_string).unwrap_or_else(crate::broker::default_client_id);
-        let client_config =
-            ClientConfig::builder().client_id(client_id.clone()).request_timeout(config.request_timeout()).build()?;
-        let namesrv = NameServerClient::new(config.namesrv_addr())?.with_route_limits(config.route_limits());
+        let builder = ClientConfig::builder().client_id(client_id.clone()).request_timeout(config.request_timeout());
+        #[cfg(feature = "acl")]
+        let builder = match config.credentials() {
+            Some(credentials) => builder.credentials(credentials.clone()),
+            None => builder,
+        };
+        let client_config = builder.build()?;
+        let namesrv = NameServerClient::for_client(config.namesrv_addr(), &client_config)?
+            .with_route_limits(config.route_limits());
         Ok(Instance {
             group: config.with_namespace(config.group()),
             client_id,
@@ -495,6 +502,30 @@ impl Instance {
         if let Some(ns) = lock(&self.namesrv).take() {
             ns.close();
         }
+    }
+
+    /// The pull of `mq` from `offset` for the pull threads, sent to broker
+    /// id `broker_id` when known (else the master); waits the pull error
+    /// delay when no broker can be reached.
+    pub fn next_pull(
+        &self,
+        mq: &MessageQueue,
+        offset: i64,
+        broker_id: i64,
+        default_suspend: Duration,
+        sub: &SubscriptionData,
+    ) -> Next {
+        let client = match self.broker_for_pull(mq, broker_id) {
+            Ok(c) => c,
+            Err(_) => return Next::Wait(self.config.pull_error_delay()),
+        };
+        let mut req = PullRequest::new(self.group.clone(), mq.clone(), offset);
+        req.max_msgs = self.config.pull_batch_size();
+        req.suspend = Some(self.broker_suspend(default_suspend));
+        req.expression = Some(sub.sub_string.clone());
+        req.expression_type = sub.expression_type.clone();
+        req.sub_version = sub.sub_version;
+        Next::Pull(req, client)
     }
 
     /// Whether this consumer is clustering.

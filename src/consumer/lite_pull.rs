@@ -491,17 +491,7 @@ impl Puller for LiteInner {
             (offset, st.suggested_broker)
         };
         let sub = inst.subscription(&q.mq.topic).unwrap_or_else(|| SubscriptionData::tag(q.mq.topic.clone(), "*"));
-        let client = match inst.broker_for_pull(&q.mq, broker_id) {
-            Ok(c) => c,
-            Err(_) => return Next::Wait(config.pull_error_delay()),
-        };
-        let mut req = PullRequest::new(inst.group.clone(), q.mq.clone(), offset);
-        req.max_msgs = config.pull_batch_size();
-        req.suspend = Some(inst.broker_suspend(DEFAULT_LITE_PULL_SUSPEND));
-        req.expression = Some(sub.sub_string.clone());
-        req.expression_type = sub.expression_type.clone();
-        req.sub_version = sub.sub_version;
-        Next::Pull(req, client)
+        inst.next_pull(&q.mq, offset, broker_id, DEFAULT_LITE_PULL_SUSPEND, &sub)
     }
 
     fn pulled(

@@ -750,17 +750,7 @@ impl Puller for PushInner {
             return Next::Wait(FLOW_CONTROL_DELAY);
         }
         let Some(sub) = inst.subscription(&pq.mq.topic) else { return Next::Wait(config.pull_error_delay()) };
-        let client = match inst.broker_for_pull(&pq.mq, broker_id) {
-            Ok(c) => c,
-            Err(_) => return Next::Wait(config.pull_error_delay()),
-        };
-        let mut req = PullRequest::new(inst.group.clone(), pq.mq.clone(), offset);
-        req.max_msgs = config.pull_batch_size();
-        req.suspend = Some(inst.broker_suspend(DEFAULT_PUSH_SUSPEND));
-        req.expression = Some(sub.sub_string.clone());
-        req.expression_type = sub.expression_type.clone();
-        req.sub_version = sub.sub_version;
-        Next::Pull(req, client)
+        inst.next_pull(&pq.mq, offset, broker_id, DEFAULT_PUSH_SUSPEND, &sub)
     }
 
     fn pulled(

@@ -53,6 +53,9 @@ pub struct ConnectionConfig {
     pub max_frame_size: usize,
     /// Header serialization of requests.
     pub serialize_type: SerializeType,
+    /// Credentials that sign every request (`acl` feature; default none).
+    #[cfg(feature = "acl")]
+    pub credentials: Option<crate::acl::Credentials>,
 }
 
 impl Default for ConnectionConfig {
@@ -62,6 +65,8 @@ impl Default for ConnectionConfig {
             write_timeout: DEFAULT_WRITE_TIMEOUT,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
             serialize_type: SerializeType::Json,
+            #[cfg(feature = "acl")]
+            credentials: None,
         }
     }
 }
@@ -245,6 +250,8 @@ pub struct Connection {
     reader: Mutex<Option<JoinHandle<()>>>,
     serialize_type: SerializeType,
     peer: SocketAddr,
+    #[cfg(feature = "acl")]
+    credentials: Option<crate::acl::Credentials>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -331,7 +338,14 @@ impl Connection {
             .name(name)
             .spawn(move || for_thread.read_loop(read_half))
             .map_err(|e| Error::Connect { addr: addr.to_string(), source: e })?;
-        Ok(Connection { shared, reader: Mutex::new(Some(reader)), serialize_type: config.serialize_type, peer })
+        Ok(Connection {
+            shared,
+            reader: Mutex::new(Some(reader)),
+            serialize_type: config.serialize_type,
+            peer,
+            #[cfg(feature = "acl")]
+            credentials: config.credentials.clone(),
+        })
     }
 
     /// The address this connection was opened with.
@@ -361,6 +375,12 @@ impl Connection {
         let opaque = NEXT_OPAQUE.fetch_add(1, Ordering::Relaxed) & 0x7FFF_FFFF;
         cmd.opaque = opaque;
         cmd.serialize_type = self.serialize_type;
+        // Signed last, over the ext fields and body as they go out; answers
+        // to the peer's requests are not signed (Java signs requests only).
+        #[cfg(feature = "acl")]
+        if let Some(credentials) = &self.credentials {
+            credentials.sign(cmd);
+        }
         Ok(opaque)
     }
 

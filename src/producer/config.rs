@@ -92,6 +92,8 @@ pub struct ProducerConfig {
     check_queue_bytes: usize,
     latency_aware: bool,
     namespace: Option<String>,
+    #[cfg(feature = "acl")]
+    credentials: Option<crate::acl::Credentials>,
 }
 
 impl Default for ProducerConfig {
@@ -115,6 +117,8 @@ impl Default for ProducerConfig {
             check_queue_bytes: DEFAULT_CHECK_QUEUE_BYTES,
             latency_aware: false,
             namespace: None,
+            #[cfg(feature = "acl")]
+            credentials: None,
         }
     }
 }
@@ -185,6 +189,11 @@ impl ProducerConfig {
     /// Namespace, if set.
     pub fn namespace(&self) -> Option<&str> {
         self.namespace.as_deref()
+    }
+    /// Credentials that sign every request, if set (`acl` feature).
+    #[cfg(feature = "acl")]
+    pub fn credentials(&self) -> Option<&crate::acl::Credentials> {
+        self.credentials.as_ref()
     }
     getters! {
         /// Time one send may take, retries included.
@@ -264,6 +273,7 @@ macro_rules! setters {
 /// | `ROCKETMQ_PRODUCER_ASYNC_THREADS` | async threads |
 /// | `ROCKETMQ_PRODUCER_ASYNC_QUEUE` | async queue |
 /// | `ROCKETMQ_PRODUCER_LATENCY_AWARE` | `true` / `false` |
+/// | `ROCKETMQ_ACCESS_KEY`, `ROCKETMQ_SECRET_KEY`, `ROCKETMQ_SECURITY_TOKEN` | credentials (`acl` feature only; both keys or neither) |
 ///
 /// A value that cannot be used is an [`Error::InvalidEnv`] naming the
 /// variable: a number that does not parse, a zero duration, a group or
@@ -287,7 +297,10 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_PRODUCER_BATCH_MAX_BYTES",
     "ROCKETMQ_PRODUCER_ASYNC_THREADS",
     "ROCKETMQ_PRODUCER_ASYNC_QUEUE",
-    "ROCKETMQ_PRODUCER_LATENCY_AWARE",
+    "ROCKETMQ_PRODUCER_LATENCY_AWARE", // Read with the `acl` feature only.
+    "ROCKETMQ_ACCESS_KEY",
+    "ROCKETMQ_SECRET_KEY",
+    "ROCKETMQ_SECURITY_TOKEN",
 ];
 
 impl ProducerConfigBuilder {
@@ -300,6 +313,14 @@ impl ProducerConfigBuilder {
         self
     }
 
+    /// Credentials that sign every request, for brokers with access control
+    /// (`acl` feature; default none, or `ROCKETMQ_ACCESS_KEY` /
+    /// `ROCKETMQ_SECRET_KEY` through [`env_overrides`](Self::env_overrides)).
+    #[cfg(feature = "acl")]
+    pub fn credentials(mut self, credentials: crate::acl::Credentials) -> Self {
+        self.config.credentials = Some(credentials);
+        self
+    }
     /// Producer group (required).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.config.group = group.into();
@@ -376,6 +397,10 @@ impl ProducerConfigBuilder {
         if let Some(v) = get("ROCKETMQ_PRODUCER_GROUP") {
             validate::check_group(&v).map_err(|e| env_error("ROCKETMQ_PRODUCER_GROUP", &v, e.to_string()))?;
             c.group = v;
+        }
+        #[cfg(feature = "acl")]
+        if let Some(credentials) = crate::acl::Credentials::from_env_lookup(&lookup)? {
+            c.credentials = Some(credentials);
         }
         if let Some(v) = get("ROCKETMQ_PRODUCER_CLIENT_ID") {
             c.client_id = Some(v);

@@ -401,16 +401,22 @@ impl Producer {
     }
 
     pub(crate) fn with_handler(config: ProducerConfig, handler: Option<HandlerFactory>) -> Result<Producer> {
-        let client_config = ClientConfig::builder()
+        let builder = ClientConfig::builder()
             .request_timeout(config.send_timeout())
             .max_message_size(config.max_message_size())
             .compress_over(config.compress_over())
-            .client_id(config.client_id().map_or_else(default_client_id, str::to_string))
-            .build()?;
+            .client_id(config.client_id().map_or_else(default_client_id, str::to_string));
+        #[cfg(feature = "acl")]
+        let builder = match config.credentials() {
+            Some(credentials) => builder.credentials(credentials.clone()),
+            None => builder,
+        };
+        let client_config = builder.build()?;
         let inner = Inner {
             group: config.with_namespace(config.group()),
             client_id: client_config.client_id().to_string(),
-            namesrv: NameServerClient::new(config.namesrv_addr())?.with_route_limits(config.route_limits()),
+            namesrv: NameServerClient::for_client(config.namesrv_addr(), &client_config)?
+                .with_route_limits(config.route_limits()),
             routes: TopicBrokerMapping::new(config.route_expiry()),
             router: MessageRouter::new(config.latency_aware()),
             clients: Mutex::new(HashMap::new()),

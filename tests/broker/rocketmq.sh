@@ -23,12 +23,19 @@
 # broker-b 21911 (21909, 21912). ROCKETMQ_PORT_OFFSET (default 0) is added to
 # each, so that two versions can run side by side, e.g.
 #   ROCKETMQ_VERSION=4.9.7 ROCKETMQ_PORT_OFFSET=100 tests/run.sh --test foundation
+#
+# ROCKETMQ_ACL=1 starts the brokers with access control (see "ACL mode"
+# below): ACL 2.0 on 5.x, ACL 1.0 (plain_acl.yml) on 4.x, an admin and a
+# normal user; `start` / `env` then also print the ROCKETMQ_ACL_* variables
+# that tests/acl.rs reads. Its runtime files live in target/rocketmq-<version>-acl/.
+#   ROCKETMQ_ACL=1 ROCKETMQ_PORT_OFFSET=200 tests/run.sh --test acl
 set -euo pipefail
 
 VERSION=${ROCKETMQ_VERSION:-5.5.0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
-RUN=$ROOT/target/rocketmq-$VERSION
+ACL=${ROCKETMQ_ACL:-0}
+RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)
 mkdir -p "$RUN"
 RUN_AS_GIVEN=$RUN
 RUN=$(cd -P "$RUN" && pwd)
@@ -170,7 +177,101 @@ waitTimeMillsInSendQueue=3000
 osPageCacheBusyTimeOutMills=5000
 CONF
   done
+  if [ "$ACL" = 1 ]; then acl_write_configs; fi
 }
+
+# The release's own admin tool against this cluster (in ACL mode it signs
+# with the admin's credentials from home-tools/conf/tools.yml).
+run_mqadmin() {
+  fetch_jars
+  # 4.x reads its logback configuration from rocketmq.home.dir/conf.
+  mkdir -p "$RUN/home-tools/conf"
+  [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
+    write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
+  ROCKETMQ_HOME="$RUN/home-tools" java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
+    -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
+    org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR"
+}
+
+# ---- ACL mode (ROCKETMQ_ACL=1) ---------------------------------------------
+# Users: an admin (5.x: the initial super user, also the brokers' inner
+# client; 4.x: admin: true) and a normal user who may publish to and
+# subscribe from ACL_TOPIC only, and subscribe with ACL_GROUP only. No IP
+# whitelist anywhere (4.x lists 10.10.103.* and 192.168.0.* by default;
+# this file lists none), so every request from 127.0.0.1 is checked.
+ACL_ADMIN=acl-admin
+ACL_ADMIN_SECRET=acl-admin-secret-1
+ACL_USER=acl-user
+ACL_USER_SECRET=acl-user-secret-1
+ACL_TOPIC=acl-topic
+ACL_GROUP=acl-group
+
+acl_major() { echo "${VERSION%%.*}"; }
+
+# Appends the access-control keys to each broker's config (called by write_configs).
+acl_write_configs() {
+  local b
+  for b in "${BROKERS[@]}"; do
+    if [ "$(acl_major)" -ge 5 ]; then
+      cat >>"$RUN/$b.conf" <<CONF
+# ACL 2.0: users and policies in RocksDB under the store's config/ directory.
+authenticationEnabled=true
+authenticationProvider=org.apache.rocketmq.auth.authentication.provider.DefaultAuthenticationProvider
+authenticationMetadataProvider=org.apache.rocketmq.auth.authentication.provider.LocalAuthenticationMetadataProvider
+authorizationEnabled=true
+authorizationProvider=org.apache.rocketmq.auth.authorization.provider.DefaultAuthorizationProvider
+authorizationMetadataProvider=org.apache.rocketmq.auth.authorization.provider.LocalAuthorizationMetadataProvider
+initAuthenticationUser={"username":"$ACL_ADMIN","password":"$ACL_ADMIN_SECRET"}
+innerClientAuthenticationCredentials={"accessKey":"$ACL_ADMIN","secretKey":"$ACL_ADMIN_SECRET"}
+CONF
+    else
+      printf 'aclEnable=true\n' >>"$RUN/$b.conf"
+      cat >"$RUN/home-$b/conf/plain_acl.yml" <<YML
+globalWhiteRemoteAddresses: []
+accounts:
+  - accessKey: $ACL_ADMIN
+    secretKey: $ACL_ADMIN_SECRET
+    whiteRemoteAddress:
+    admin: true
+  - accessKey: $ACL_USER
+    secretKey: $ACL_USER_SECRET
+    whiteRemoteAddress:
+    admin: false
+    defaultTopicPerm: DENY
+    defaultGroupPerm: DENY
+    topicPerms:
+      - $ACL_TOPIC=PUB|SUB
+    groupPerms:
+      - $ACL_GROUP=SUB
+YML
+    fi
+  done
+}
+
+# Writes the admin's credentials for mqadmin (home-tools/conf/tools.yml);
+# 5.x: creates the normal user and its policies with the release's mqadmin.
+acl_create_users() {
+  mkdir -p "$RUN/home-tools/conf"
+  printf 'accessKey: %s\nsecretKey: %s\n' "$ACL_ADMIN" "$ACL_ADMIN_SECRET" >"$RUN/home-tools/conf/tools.yml"
+  [ "$(acl_major)" -ge 5 ] || return 0
+  local out
+  mqadmin() {
+    out=$(run_mqadmin "$@" -c DefaultCluster 2>&1) && [[ $out == *success* ]] || { log "mqadmin $1 failed: $out"; return 1; }
+  }
+  mqadmin createUser -u "$ACL_USER" -p "$ACL_USER_SECRET" -t Normal || die "cannot create the ACL user"
+  mqadmin createAcl -s "User:$ACL_USER" -r "Topic:$ACL_TOPIC" -a Pub,Sub,Get -d Allow || die "cannot create the topic ACL"
+  mqadmin createAcl -s "User:$ACL_USER" -r "Group:$ACL_GROUP" -a Sub,Get -d Allow || die "cannot create the group ACL"
+}
+
+# The variables tests/acl.rs reads.
+acl_env() {
+  [ "$ACL" = 1 ] || return 0
+  echo "export ROCKETMQ_ACL=1"
+  echo "export ROCKETMQ_ACL_ADMIN=$ACL_ADMIN ROCKETMQ_ACL_ADMIN_SECRET=$ACL_ADMIN_SECRET"
+  echo "export ROCKETMQ_ACL_USER=$ACL_USER ROCKETMQ_ACL_USER_SECRET=$ACL_USER_SECRET"
+  echo "export ROCKETMQ_ACL_TOPIC=$ACL_TOPIC ROCKETMQ_ACL_GROUP=$ACL_GROUP"
+}
+# ---- end of ACL mode ------------------------------------------------------
 
 wait_until() { # seconds description command...
   local limit=$1 what=$2
@@ -314,7 +415,8 @@ fresh_start() {
   for b in $(broker_members); do launch_broker "$b"; done
   for b in $(broker_members); do await_broker "$b"; done
   wait_until 60 "registration" registered $(broker_members) || { show_failure broker-a; die "brokers did not register"; }
-  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, $(for b in $(broker_members); do printf '%s 127.0.0.1:%s, ' "$b" "$(port_of "$b")"; done)"
+  if [ "$ACL" = 1 ]; then acl_create_users; fi
+  log "RocketMQ $VERSION up in $((SECONDS - t0)) s: name server $NS_ADDR, $(for b in $(broker_members); do printf '%s 127.0.0.1:%s, ' "$b" "$(port_of "$b")"; done)$([ "$ACL" = 1 ] && echo "ACL on")"
 }
 
 cmd_stop() {
@@ -435,6 +537,7 @@ resume_members() {
 
 start_exports() {
   echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
+  acl_env
   if proxy_alive; then echo "export ROCKETMQ_PROXY_ADDR=127.0.0.1:$PROXY_PORT"; fi
   if slaves_on; then echo "export ROCKETMQ_SLAVES=1"; fi
 }
@@ -534,15 +637,6 @@ case "${1:-}" in
   env) start_exports ;;
   # The release's own admin tool against this cluster, e.g.
   #   tests/broker/rocketmq.sh mqadmin consumerStatus -g my_group
-  mqadmin)
-    shift
-    fetch_jars
-    # 4.x reads its logback configuration from rocketmq.home.dir/conf.
-    mkdir -p "$RUN/home-tools/conf"
-    [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
-      write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
-    ROCKETMQ_HOME="$RUN/home-tools" exec java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-      -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
-      org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR" ;;
+  mqadmin) shift; run_mqadmin "$@" ;;
   *) die "usage: $0 start|stop|status|stop-broker NAME|start-broker NAME|restart-broker NAME|stop-namesrv|start-namesrv|start-proxy|stop-proxy|env|mqadmin ARGS..." ;;
 esac

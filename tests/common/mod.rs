@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fault_proxy;
+pub mod java;
 pub mod peer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};

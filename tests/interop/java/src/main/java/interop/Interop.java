@@ -32,6 +32,11 @@ import org.apache.rocketmq.common.message.MessageQueue;
  *
  * propsHex is the hex of the UTF-8 of the sorted "name=value" lines of all
  * properties. Exit status 0 only when all N messages were handled.
+ *
+ * With ROCKETMQ_ACCESS_KEY and ROCKETMQ_SECRET_KEY set, both sign their
+ * requests with the official AclClientRPCHook; INTEROP_CONSUMER_GROUP picks
+ * the consumer group (default: a unique one), INTEROP_TIMEOUT_MS the send
+ * and client API (name server, broker) timeouts (default Java's 3000).
  */
 public final class Interop {
     private Interop() {}
@@ -87,9 +92,11 @@ public final class Interop {
     }
 
     static int produce(String topic, int n) throws Exception {
-        DefaultMQProducer p = new DefaultMQProducer(Peer.unique("interop_java_pg"));
+        DefaultMQProducer p = new DefaultMQProducer(Peer.unique("interop_java_pg"), Peer.aclHook());
         p.setNamesrvAddr(Peer.namesrv());
         p.setInstanceName(Peer.unique("interop-java-producer"));
+        p.setSendMsgTimeout(Peer.intEnv("INTEROP_TIMEOUT_MS", 3000));
+        p.setMqClientApiTimeout(Peer.intEnv("INTEROP_TIMEOUT_MS", 3000));
         p.start();
         int ok = 0;
         try {
@@ -113,9 +120,11 @@ public final class Interop {
     }
 
     static int consume(String topic, int n) throws Exception {
-        DefaultLitePullConsumer c = new DefaultLitePullConsumer(Peer.unique("interop_java_cg"));
+        DefaultLitePullConsumer c =
+            new DefaultLitePullConsumer(Peer.group("INTEROP_CONSUMER_GROUP", "interop_java_cg"), Peer.aclHook());
         c.setNamesrvAddr(Peer.namesrv());
         c.setInstanceName(Peer.unique("interop-java-consumer"));
+        c.setMqClientApiTimeout(Peer.intEnv("INTEROP_TIMEOUT_MS", 3000));
         c.setAutoCommit(false);
         c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
         c.start();

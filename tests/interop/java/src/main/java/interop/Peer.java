@@ -8,6 +8,7 @@ import java.net.SocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.Map;
 import java.util.TreeMap;
+import org.apache.rocketmq.remoting.RPCHook;
 
 /** Helpers shared by {@link Bench} and {@link Interop}. */
 final class Peer {
@@ -32,6 +33,30 @@ final class Peer {
     static String namesrv() {
         String ns = System.getenv("ROCKETMQ_NAMESRV_ADDR");
         return ns == null || ns.isEmpty() ? "127.0.0.1:19876" : ns;
+    }
+
+    /**
+     * The official ACL signer (AclClientRPCHook) for ROCKETMQ_ACCESS_KEY and
+     * ROCKETMQ_SECRET_KEY, or null when they are not set. Loaded by name: it
+     * lives in rocketmq-client on 5.x and in rocketmq-acl on 4.x (added by the
+     * pom's acl-1 profile), so the peer compiles against either without it.
+     */
+    static RPCHook aclHook() throws ReflectiveOperationException {
+        String ak = System.getenv("ROCKETMQ_ACCESS_KEY");
+        String sk = System.getenv("ROCKETMQ_SECRET_KEY");
+        if (ak == null || ak.isEmpty() || sk == null || sk.isEmpty()) {
+            return null;
+        }
+        Class<?> credentials = Class.forName("org.apache.rocketmq.acl.common.SessionCredentials");
+        Object c = credentials.getConstructor(String.class, String.class).newInstance(ak, sk);
+        Class<?> hook = Class.forName("org.apache.rocketmq.acl.common.AclClientRPCHook");
+        return (RPCHook) hook.getConstructor(credentials).newInstance(c);
+    }
+
+    /** The group from the environment variable `name`, else a unique one. */
+    static String group(String name, String prefix) {
+        String g = System.getenv(name);
+        return g == null || g.isEmpty() ? unique(prefix) : g;
     }
 
     static int intEnv(String name, int dflt) {
