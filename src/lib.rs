@@ -168,6 +168,7 @@
 //! | brokers in one route | 128 ([`protocol::route::DEFAULT_MAX_BROKERS_PER_ROUTE`]) | same |
 //! | inflated (zlib) bytes | 64 MiB per message ([`protocol::message::MAX_INFLATED_BODY`]) and per pull response ([`protocol::message::MAX_INFLATED_PER_RESPONSE`]), inflated incrementally | [`Error::Protocol`] with [`ProtocolError::InflateLimit`] |
 //! | transaction check-backs waiting for the listener | 2,000 ([`producer::DEFAULT_CHECK_QUEUE`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue` |
+//! | bytes of the half messages of those check-backs (received + inflated) | 64 MiB ([`producer::DEFAULT_CHECK_QUEUE_BYTES`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue_bytes` |
 //! | async sends waiting for a thread | 10,000 ([`producer::DEFAULT_ASYNC_QUEUE`]); `send_async` then blocks | [`ProducerConfig`]`::async_queue` |
 //! | consumer pull threads | 2 ([`consumer::DEFAULT_PULL_THREADS`]), whatever the number of queues | [`ConsumerConfig::pull_threads`] |
 //! | messages pulled and not yet consumed, per queue | 1,000 messages or 100 MiB: pulling pauses | [`ConsumerConfig::pull_threshold_for_queue`], [`ConsumerConfig::pull_threshold_size_for_queue`] |

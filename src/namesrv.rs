@@ -1,6 +1,6 @@
 //! The name server client: topic routes, cluster info, topic creation.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -100,6 +100,7 @@ pub struct NameServerClient {
     config: ConnectionConfig,
     timeout: Duration,
     route_limits: RouteLimits,
+    shut: AtomicBool,
 }
 
 impl std::fmt::Debug for NameServerClient {
@@ -123,6 +124,7 @@ impl NameServerClient {
             config,
             timeout,
             route_limits: RouteLimits::default(),
+            shut: AtomicBool::new(false),
         })
     }
 
@@ -177,6 +179,15 @@ impl NameServerClient {
         }
     }
 
+    /// Closes the cached connection (a request waiting on it fails at once)
+    /// and refuses every later request with [`Error::NotRunning`], so that
+    /// an owner shutting down is not held up by a request moving on to the
+    /// next address.
+    pub fn shutdown(&self) {
+        self.shut.store(true, Ordering::SeqCst);
+        self.close();
+    }
+
     /// Sends a request to the first name server that answers, within one
     /// request timeout in all.
     ///
@@ -197,6 +208,9 @@ impl NameServerClient {
         let first = self.preferred.load(Ordering::Relaxed);
         let mut last_err = None;
         for step in 0..self.addrs.len() {
+            if self.shut.load(Ordering::SeqCst) {
+                return Err(Error::NotRunning("name server client (shut down)"));
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 break;

@@ -32,6 +32,11 @@ pub const DEFAULT_ASYNC_QUEUE: usize = 10_000;
 /// Transaction check-backs waiting for the listener; more are dropped (the
 /// broker asks again later): 2,000 (Java's check executor queue).
 pub const DEFAULT_CHECK_QUEUE: usize = 2_000;
+/// Bytes of half messages (as received plus inflated) that the waiting
+/// check-backs may hold together: 64 MiB. One that would go over is dropped
+/// like one arriving at a full queue (a compressed half message can inflate
+/// to 64 MiB: 2,000 of them would not fit in any memory).
+pub const DEFAULT_CHECK_QUEUE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A starting point for a [`ProducerConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -84,6 +89,7 @@ pub struct ProducerConfig {
     async_threads: usize,
     async_queue: usize,
     check_queue: usize,
+    check_queue_bytes: usize,
     latency_aware: bool,
     namespace: Option<String>,
     #[cfg(feature = "acl")]
@@ -108,6 +114,7 @@ impl Default for ProducerConfig {
             async_threads: DEFAULT_ASYNC_THREADS,
             async_queue: DEFAULT_ASYNC_QUEUE,
             check_queue: DEFAULT_CHECK_QUEUE,
+            check_queue_bytes: DEFAULT_CHECK_QUEUE_BYTES,
             latency_aware: false,
             namespace: None,
             #[cfg(feature = "acl")]
@@ -213,6 +220,9 @@ impl ProducerConfig {
         /// Transaction check-backs that may wait for the listener; more are
         /// dropped, and the broker asks again later.
         check_queue: usize,
+        /// Bytes of half messages the waiting check-backs may hold; more
+        /// are dropped, and the broker asks again later.
+        check_queue_bytes: usize,
         /// Latency-aware routing (avoid slow or failing brokers for a while).
         latency_aware: bool,
     }
@@ -354,6 +364,9 @@ impl ProducerConfigBuilder {
         async_queue: usize,
         /// Transaction check-backs waiting for the listener (default 2,000).
         check_queue: usize,
+        /// Bytes of half messages (received plus inflated) the waiting
+        /// check-backs may hold (default 64 MiB).
+        check_queue_bytes: usize,
         /// Latency-aware routing (default off, as in Java).
         latency_aware: bool,
     }
@@ -451,7 +464,7 @@ impl ProducerConfigBuilder {
         if c.batch_max_bytes == 0 || c.batch_max_bytes > c.max_message_size {
             return Err(Error::invalid("batch max bytes", "must be between 1 and the max message size"));
         }
-        if c.check_queue == 0 {
+        if c.check_queue == 0 || c.check_queue_bytes == 0 {
             return Err(Error::invalid("check queue", "must be at least 1"));
         }
         if c.async_threads == 0 || c.async_queue == 0 {

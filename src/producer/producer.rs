@@ -142,6 +142,14 @@ impl Inner {
         let client = Arc::new(BrokerClient::connect_within(addr, &self.client_config, left)?);
         client.set_request_handler(self.handler.as_ref().map(|make| make(addr)));
         lock(&self.clients).insert(addr.to_string(), Arc::clone(&client));
+        // Shutdown sets the stop flag before it takes the connections: one
+        // opened meanwhile (by the background thread's heartbeat) is closed
+        // here, so nothing waits on it.
+        if *lock(&self.stop) {
+            lock(&self.clients).remove(addr);
+            client.close();
+            return Err(Error::NotRunning("producer"));
+        }
         let heartbeat = BrokerClient::heartbeat_command(&self.heartbeat_data());
         let _ = client.connection().invoke_async(heartbeat, Box::new(|_| {}));
         Ok(client)
@@ -275,6 +283,9 @@ impl Inner {
     fn refresh_routes(&self) {
         self.routes.clear_expired_routes(self.config.route_expiry());
         for topic in self.routes.topics() {
+            if *lock(&self.stop) {
+                return;
+            }
             match self.namesrv.topic_route(&topic) {
                 Ok(route) => {
                     self.routes.update_route(&topic, route);
@@ -291,6 +302,7 @@ impl Inner {
             let result = self.client(&addr, deadline).and_then(|c| c.heartbeat(&data));
             match result {
                 Ok(()) => self.router.report_alive(&name),
+                Err(Error::NotRunning(_)) => return,
                 Err(e) => {
                     log_warn!("heartbeat failed: broker={name} addr={addr} error={e}");
                     self.router.report_failure(&name, &e);
@@ -614,18 +626,24 @@ impl Producer {
     /// Stops the threads (async sends still queued get `NotRunning`),
     /// unregisters from the brokers — all at once, waiting at most
     /// [`SHUTDOWN_UNREGISTER_WAIT`] for their answers — and closes the
-    /// connections; the threads are joined within a second.
+    /// connections; the threads are joined within a second. The name
+    /// server client is shut first and the connections closed before the
+    /// background thread is joined, so a route refresh or heartbeat it is
+    /// waiting on (a silent name server or broker) fails at once instead of
+    /// running to its request timeout.
     pub fn shutdown(&self) {
         let mut threads = lock(&self.threads);
         self.inner.running.store(false, Ordering::SeqCst);
         *lock(&self.inner.stop) = true;
         self.inner.wake.notify_all();
         threads.tasks = None;
-        if let Some(h) = threads.service.take() {
-            let _ = h.join();
-        }
+        // A route lookup in flight (a refresh on the background thread, or a
+        // send's) fails at once; none starts any more.
+        self.inner.namesrv.shutdown();
         // No connection is opened any more (the stop flag is set): unregister
-        // and close; sends still running on async threads then fail at once.
+        // and close; requests in flight on the producer's threads (a send, or
+        // the background thread's heartbeat to a silent broker) then fail at
+        // once, so the joins below do not wait for a request timeout.
         let clients: Vec<Arc<BrokerClient>> = lock(&self.inner.clients).drain().map(|(_, c)| c).collect();
         let unregister = BrokerClient::unregister_command(&self.inner.client_id, Some(&self.inner.group), None);
         let calls = clients.iter().filter(|c| c.is_connected()).map(|c| (c.connection(), unregister.clone())).collect();
@@ -633,11 +651,13 @@ impl Producer {
         for c in &clients {
             c.close();
         }
+        if let Some(h) = threads.service.take() {
+            let _ = h.join();
+        }
         crate::threads::join_until(threads.workers.drain(..).collect(), Instant::now() + Duration::from_secs(1));
         // Dropping the last handles joins the connections' reader threads.
         drop(clients);
         lock(&self.inner.clients).clear();
-        self.inner.namesrv.close();
     }
 }
 

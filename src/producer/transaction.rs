@@ -1,5 +1,17 @@
 //! `TransactionProducer`: half messages, local transactions and the
 //! broker's check-backs.
+//!
+//! # Limits
+//! Check-backs wait for the one `rocketmq-txcheck-<n>` thread in a queue
+//! bounded twice: [`ProducerConfig::check_queue`] requests (default
+//! [`DEFAULT_CHECK_QUEUE`](super::DEFAULT_CHECK_QUEUE), 2,000, as Java) and
+//! [`ProducerConfig::check_queue_bytes`] of half messages, counted as
+//! received plus inflated (default
+//! [`DEFAULT_CHECK_QUEUE_BYTES`](super::DEFAULT_CHECK_QUEUE_BYTES), 64 MiB).
+//! One arriving when either is reached is dropped unanswered and counted
+//! ([`TransactionProducer::dropped_checks`]); the broker asks again later.
+//! When the queue is full a check-back is dropped before its half message
+//! is decoded. Shutdown abandons whatever is queued.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -69,6 +81,67 @@ struct CheckRequest {
     broker_addr: String,
     header: CheckTransactionStateRequestHeader,
     msg: MessageExt,
+    /// Bytes counted against [`ProducerConfig::check_queue_bytes`].
+    size: usize,
+}
+
+/// The check-back queue shared by the connections' handlers (which add,
+/// on their reader threads, never waiting) and the check thread (which takes).
+struct CheckQueue {
+    /// `None` once shut down.
+    tx: Mutex<Option<SyncSender<CheckRequest>>>,
+    capacity: usize,
+    max_bytes: usize,
+    queued: AtomicUsize,
+    bytes: AtomicUsize,
+    dropped: AtomicU64,
+}
+
+impl CheckQueue {
+    fn drop_check(&self, addr: &str, why: &str) {
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        log_warn!("check-back dropped ({why}): broker={addr}");
+    }
+
+    /// Queues a CHECK_TRANSACTION_STATE request from `addr`, or drops it
+    /// (counted) when the queue is full or would hold too many bytes.
+    fn offer(&self, cmd: &RemotingCommand, addr: &str) {
+        if lock(&self.tx).is_none() {
+            return;
+        }
+        // Full: drop before decoding (inflating) anything.
+        if self.queued.load(Ordering::SeqCst) >= self.capacity {
+            return self.drop_check(addr, "queue full");
+        }
+        let Some(mut check) = parse_check(cmd, addr) else { return };
+        check.size = cmd.body.len() + check.msg.body.len();
+        if self.bytes.fetch_add(check.size, Ordering::SeqCst) + check.size > self.max_bytes {
+            self.bytes.fetch_sub(check.size, Ordering::SeqCst);
+            return self.drop_check(addr, "queue bytes");
+        }
+        let size = check.size;
+        let sent = match lock(&self.tx).as_ref() {
+            Some(tx) => tx.try_send(check),
+            None => Err(TrySendError::Disconnected(check)),
+        };
+        match sent {
+            Ok(()) => {
+                self.queued.fetch_add(1, Ordering::SeqCst);
+            }
+            Err(e) => {
+                self.bytes.fetch_sub(size, Ordering::SeqCst);
+                if let TrySendError::Full(_) = e {
+                    self.drop_check(addr, "queue full");
+                }
+            }
+        }
+    }
+
+    /// Accounts for a check-back the check thread took.
+    fn taken(&self, check: &CheckRequest) {
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        self.bytes.fetch_sub(check.size, Ordering::SeqCst);
+    }
 }
 
 /// A producer of transactional messages.
@@ -99,9 +172,7 @@ pub struct TransactionProducer {
     producer: Producer,
     listener: Arc<dyn TransactionListener>,
     checks: Mutex<Option<mpsc::Receiver<CheckRequest>>>,
-    sender: Arc<Mutex<Option<SyncSender<CheckRequest>>>>,
-    dropped: Arc<AtomicU64>,
-    queued: Arc<AtomicUsize>,
+    queue: Arc<CheckQueue>,
     checker: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
 }
@@ -118,38 +189,30 @@ use crate::threads::lock;
 fn parse_check(cmd: &RemotingCommand, broker_addr: &str) -> Option<CheckRequest> {
     let header = CheckTransactionStateRequestHeader::from_ext_fields(&cmd.ext_fields).ok()?;
     let msg = decode_messages(&cmd.body).ok()?.into_iter().next()?;
-    Some(CheckRequest { broker_addr: broker_addr.to_string(), header, msg })
+    Some(CheckRequest { broker_addr: broker_addr.to_string(), header, msg, size: 0 })
 }
 
 impl TransactionProducer {
     /// A transaction producer whose check-backs `listener` answers.
     pub fn new(config: ProducerConfig, listener: impl TransactionListener) -> Result<Self> {
         let (tx, rx) = mpsc::sync_channel(config.check_queue());
-        let sender: Arc<Mutex<Option<SyncSender<CheckRequest>>>> = Arc::new(Mutex::new(Some(tx)));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let queued = Arc::new(AtomicUsize::new(0));
-        let (for_handler, dropped_by_handler, queued_by_handler) =
-            (Arc::clone(&sender), Arc::clone(&dropped), Arc::clone(&queued));
+        let queue = Arc::new(CheckQueue {
+            tx: Mutex::new(Some(tx)),
+            capacity: config.check_queue(),
+            max_bytes: config.check_queue_bytes(),
+            queued: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let for_handler = Arc::clone(&queue);
         // Each connection's handler runs on its reader thread: it only queues
         // the check, and drops it when the queue is full (the broker asks again).
         let handler: HandlerFactory = Arc::new(move |addr: &str| {
             let addr = addr.to_string();
-            let (sender, dropped, queued) =
-                (Arc::clone(&for_handler), Arc::clone(&dropped_by_handler), Arc::clone(&queued_by_handler));
+            let queue = Arc::clone(&for_handler);
             let handler: RequestHandler = Arc::new(move |cmd: &RemotingCommand| {
                 if cmd.code == request::CHECK_TRANSACTION_STATE {
-                    if let (Some(check), Some(tx)) = (parse_check(cmd, &addr), lock(&sender).as_ref()) {
-                        match tx.try_send(check) {
-                            Ok(()) => {
-                                queued.fetch_add(1, Ordering::Relaxed);
-                            }
-                            Err(TrySendError::Full(check)) => {
-                                dropped.fetch_add(1, Ordering::Relaxed);
-                                log_warn!("check-back dropped (queue full): broker={addr} msg={}", check.msg.msg_id);
-                            }
-                            Err(TrySendError::Disconnected(_)) => {}
-                        }
-                    }
+                    queue.offer(cmd, &addr);
                 }
                 None
             });
@@ -159,23 +222,23 @@ impl TransactionProducer {
             producer: Producer::with_handler(config, Some(handler))?,
             listener: Arc::new(listener),
             checks: Mutex::new(Some(rx)),
-            sender,
-            dropped,
-            queued,
+            queue,
             checker: Mutex::new(None),
             stop: Arc::new(AtomicBool::new(false)),
         })
     }
 
     /// Check-backs dropped because [`ProducerConfig::check_queue`] of them
-    /// were already waiting (the broker asks about those messages again).
+    /// were already waiting, or they would have held more than
+    /// [`ProducerConfig::check_queue_bytes`] (the broker asks about those
+    /// messages again).
     pub fn dropped_checks(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.queue.dropped.load(Ordering::Relaxed)
     }
 
     /// Check-backs waiting for the listener now (at most [`ProducerConfig::check_queue`]).
     pub fn queued_checks(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        self.queue.queued.load(Ordering::SeqCst)
     }
 
     /// The plain producer inside (for ordinary sends and statistics).
@@ -192,13 +255,13 @@ impl TransactionProducer {
             let inner = Arc::clone(&self.producer.inner);
             let listener = Arc::clone(&self.listener);
             let stop = Arc::clone(&self.stop);
-            let queued = Arc::clone(&self.queued);
+            let queue = Arc::clone(&self.queue);
             *checker = Some(spawn("txcheck", move || loop {
                 match rx.recv_timeout(Duration::from_millis(200)) {
                     // After shutdown began, queued checks are abandoned.
                     Ok(_) | Err(RecvTimeoutError::Timeout) if stop.load(Ordering::SeqCst) => return,
                     Ok(check) => {
-                        queued.fetch_sub(1, Ordering::Relaxed);
+                        queue.taken(&check);
                         answer_check(&inner, listener.as_ref(), check)
                     }
                     Err(RecvTimeoutError::Timeout) => {}
@@ -255,7 +318,7 @@ impl TransactionProducer {
     /// a second; a listener call still running then is left to finish.
     pub fn shutdown(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        *lock(&self.sender) = None;
+        *lock(&self.queue.tx) = None;
         self.producer.shutdown();
         if let Some(h) = lock(&self.checker).take() {
             crate::threads::join_until(vec![h], Instant::now() + Duration::from_secs(1));
