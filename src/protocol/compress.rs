@@ -170,6 +170,21 @@ pub fn deflate_zlib(data: &[u8], level: u8) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
 
+    /// A kept compressor, reset between bodies and levels, writes exactly
+    /// what the one-off function writes (the bytes Java already reads).
+    #[test]
+    fn deflater_matches_one_off_compression() {
+        let mut d = Deflater::default();
+        for (i, len) in [4096usize, 10_240, 1, 0, 70_000, 4096, 123_457].into_iter().enumerate() {
+            let data: Vec<u8> = (0..len).map(|j| ((j * 7 + i) % 251) as u8 ^ (j / 300) as u8).collect();
+            for level in [5u8, 1, 9, 5] {
+                let z = d.deflate(&data, level).unwrap();
+                assert_eq!(Some(&z), deflate_zlib(&data, level).as_ref(), "len {len} level {level}");
+                assert_eq!(inflate(&z, 3, 1 << 20).unwrap(), data);
+            }
+        }
+    }
+
     #[test]
     fn zlib_round_trip_and_limit() {
         let data = vec![b'x'; 10_000];
