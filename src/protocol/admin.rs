@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use super::body::SubscriptionData;
 use super::message::MessageQueue;
+use super::route::json_string_end;
 use crate::error::ProtocolError;
 
 /// `PROP_CONSUME_TYPE` value of a push consumer.
@@ -219,24 +220,14 @@ pub fn quote_object_keys(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     let mut copied = 0;
     let mut i = 0;
-    let mut in_string = false;
     // The last significant byte outside strings was `{` or `,`.
     let mut key_position = false;
     while i < b.len() {
-        let c = b[i];
-        if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        match c {
+        match b[i] {
             b'"' => {
-                in_string = true;
+                i = json_string_end(b, i);
                 key_position = false;
+                continue;
             }
             b'{' if key_position => {
                 if let Some(end) = balanced_object_end(b, i) {
@@ -268,28 +259,21 @@ pub fn quote_object_keys(text: &str) -> String {
 /// One past the `}` closing the object that opens at `start`, if it closes.
 fn balanced_object_end(b: &[u8], start: usize) -> Option<usize> {
     let mut depth = 0usize;
-    let mut in_string = false;
     let mut i = start;
     while i < b.len() {
-        let c = b[i];
-        if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
+        match b[i] {
+            b'"' => {
+                i = json_string_end(b, i);
+                continue;
             }
-        } else {
-            match c {
-                b'"' => in_string = true,
-                b'{' => depth += 1,
-                b'}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        return Some(i + 1);
-                    }
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i + 1);
                 }
-                _ => {}
             }
+            _ => {}
         }
         i += 1;
     }

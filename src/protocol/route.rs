@@ -260,6 +260,20 @@ fn parse_name_server_json<T: serde::de::DeserializeOwned>(body: &[u8], what: &'s
     serde_json::from_str(&fixed).map_err(|e| ProtocolError::InvalidJson { what, reason: e.to_string() })
 }
 
+/// One past the `"` that closes the JSON string opening at `b[start]` (a
+/// `"`), escapes skipped; the length of `b` when it never closes.
+pub(crate) fn json_string_end(b: &[u8], start: usize) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        match b[i] {
+            b'\\' => i += 2,
+            b'"' => return i + 1,
+            _ => i += 1,
+        }
+    }
+    b.len()
+}
+
 /// Quotes object keys that are bare integers (`{0:"a"}` → `{"0":"a"}`).
 ///
 /// Only a run of an optional `-` and digits that directly follows `{` or `,`
@@ -269,24 +283,14 @@ pub fn quote_integer_keys(text: &str) -> String {
     let b = text.as_bytes();
     let mut out = String::with_capacity(text.len() + 16);
     let mut i = 0;
-    let mut in_string = false;
     let mut after_open = false; // last significant byte outside strings was `{` or `,`
     let mut copied = 0;
     while i < b.len() {
-        let c = b[i];
-        if in_string {
-            match c {
-                b'\\' => i += 1,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            i += 1;
-            continue;
-        }
-        match c {
+        match b[i] {
             b'"' => {
-                in_string = true;
+                i = json_string_end(b, i);
                 after_open = false;
+                continue;
             }
             b'{' | b',' => after_open = true,
             b' ' | b'\t' | b'\n' | b'\r' => {}
