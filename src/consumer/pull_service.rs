@@ -283,3 +283,21 @@ fn send<Q: Clone + Send + 'static, P: Puller<Queue = Q>>(
         }
     }
 }
+
+/// When to pull again after an answer without messages: at once after a
+/// long poll or when the offset moved on; after `error_delay` when the
+/// broker answered "nothing" at once without moving (a broken or
+/// misconfigured queue must not be pulled in a loop).
+pub(crate) fn empty_pull_delay(
+    req: &PullRequest,
+    r: &PullResult,
+    elapsed: Duration,
+    error_delay: Duration,
+) -> Duration {
+    let long_poll = req.suspend.map_or(Duration::ZERO, |s| s / 2);
+    if r.next_begin_offset == req.offset && elapsed < long_poll {
+        error_delay
+    } else {
+        Duration::ZERO
+    }
+}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO, DEFAULT_PUSH_SUSPEND, LOCK_MAX_LIVE};
 use super::instance::{lock, retry_topic, Instance};
 use super::offset_store::OffsetStore;
-use super::pull_service::{Next, PullService, Puller};
+use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
 use super::rebalance::{self, DirectReply, QueueOwner};
 use super::{
     prepare_messages, spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
@@ -845,24 +845,6 @@ impl Puller for PushInner {
                 Some(config.pull_error_delay())
             }
         }
-    }
-}
-
-/// When to pull again after an answer without messages: at once after a
-/// long poll or when the offset moved on; after `error_delay` when the
-/// broker answered "nothing" at once without moving (a broken or
-/// misconfigured queue must not be pulled in a loop).
-pub(crate) fn empty_pull_delay(
-    req: &PullRequest,
-    r: &PullResult,
-    elapsed: Duration,
-    error_delay: Duration,
-) -> Duration {
-    let long_poll = req.suspend.map_or(Duration::ZERO, |s| s / 2);
-    if r.next_begin_offset == req.offset && elapsed < long_poll {
-        error_delay
-    } else {
-        Duration::ZERO
     }
 }
 
