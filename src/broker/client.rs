@@ -9,7 +9,9 @@ use crate::protocol::body::{ConsumerListBody, HeartbeatData, LockBatchRequestBod
 use crate::protocol::compress::{self, Deflater};
 use crate::protocol::header::*;
 use crate::protocol::message::{self, property, pull_flag, sys_flag};
-use crate::protocol::{request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode, SerializeType};
+use crate::protocol::{
+    now_ms, request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode, SerializeType,
+};
 use crate::threads::lock;
 use crate::validate;
 
@@ -353,10 +355,6 @@ impl std::fmt::Debug for BrokerClient {
             .field("connected", &self.is_connected())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl BrokerClient {

@@ -505,33 +505,13 @@ impl ConsumerConfigBuilder {
                 return Err(Error::invalid("client id", "is empty"));
             }
         }
-        if !(1..=1024).contains(&c.pull_batch_size) {
-            return Err(Error::invalid("pull batch size", format!("{} is not in 1..=1024", c.pull_batch_size)));
-        }
-        if !(1..=1024).contains(&c.consume_batch_size) {
-            return Err(Error::invalid("consume batch size", format!("{} is not in 1..=1024", c.consume_batch_size)));
-        }
-        if !(1..=65535).contains(&c.pull_threshold_for_queue) {
-            return Err(Error::invalid(
-                "pull threshold for queue",
-                format!("{} is not in 1..=65535", c.pull_threshold_for_queue),
-            ));
-        }
-        if !(1..=1024 * 1024 * 1024).contains(&c.pull_threshold_size_for_queue) {
-            return Err(Error::invalid("pull threshold size for queue", "must be 1 byte to 1 GiB"));
-        }
-        if !(1..=1000).contains(&c.consume_threads) {
-            return Err(Error::invalid("consume threads", format!("{} is not in 1..=1000", c.consume_threads)));
-        }
-        if !(1..=64).contains(&c.pull_threads) {
-            return Err(Error::invalid("pull threads", format!("{} is not in 1..=64", c.pull_threads)));
-        }
-        if !(0..=16_000).contains(&c.max_reconsume_times) {
-            return Err(Error::invalid(
-                "max reconsume times",
-                format!("{} is not in 0..=16000", c.max_reconsume_times),
-            ));
-        }
+        in_range("pull batch size", c.pull_batch_size, 1, 1024)?;
+        in_range("consume batch size", c.consume_batch_size, 1, 1024)?;
+        in_range("pull threshold for queue", c.pull_threshold_for_queue, 1, 65535)?;
+        in_range("pull threshold size for queue", c.pull_threshold_size_for_queue, 1, 1024 * 1024 * 1024)?;
+        in_range("consume threads", c.consume_threads, 1, 1000)?;
+        in_range("pull threads", c.pull_threads, 1, 64)?;
+        in_range("max reconsume times", c.max_reconsume_times, 0, 16_000)?;
         for (what, d) in [
             ("persist interval", c.persist_interval),
             ("rebalance interval", c.rebalance_interval),
@@ -587,6 +567,14 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_SECRET_KEY",
     "ROCKETMQ_SECURITY_TOKEN",
 ];
+
+/// `Err` naming `what` unless `lo <= v <= hi`.
+fn in_range<T: PartialOrd + std::fmt::Display>(what: &'static str, v: T, lo: T, hi: T) -> Result<()> {
+    if v < lo || v > hi {
+        return Err(Error::invalid(what, format!("{v} is not in {lo}..={hi}")));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {
