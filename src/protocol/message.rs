@@ -60,6 +60,18 @@ pub mod property {
     pub const CONSUME_START_TIME: &str = "CONSUME_START_TIME";
     /// Sharding key for ordered routing.
     pub const SHARDING_KEY: &str = "__SHARDINGKEY";
+    /// Request-reply: the id that pairs a reply with its request (a UUID in Java).
+    pub const CORRELATION_ID: &str = "CORRELATION_ID";
+    /// Request-reply: the client id of the requester, where the broker pushes the reply.
+    pub const MESSAGE_REPLY_TO_CLIENT: &str = "REPLY_TO_CLIENT";
+    /// Request-reply: the requester's timeout in ms.
+    pub const MESSAGE_TTL: &str = "TTL";
+    /// Request-reply: when the reply reached the requester (ms, set by the requester).
+    pub const REPLY_MESSAGE_ARRIVE_TIME: &str = "ARRIVE_TIME";
+    /// Request-reply: when the broker pushed the reply (ms, set by the broker).
+    pub const PUSH_REPLY_TIME: &str = "PUSH_REPLY_TIME";
+    /// Request-reply: `reply` on a reply message (sent with SEND_REPLY_MESSAGE_V2).
+    pub const MESSAGE_TYPE: &str = "MSG_TYPE";
     /// 5.x timed delivery: absolute time in ms.
     pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     /// 5.x timed delivery: delay in seconds.
@@ -707,7 +719,7 @@ struct UniqueIdState {
 static UNIQUE_ID: OnceLock<Mutex<UniqueIdState>> = OnceLock::new();
 static UNIQUE_COUNTER: AtomicU16 = AtomicU16::new(0);
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
