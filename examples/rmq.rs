@@ -40,6 +40,7 @@ Usage: rmq [--namesrv ADDR] <command> [options]
 
 Commands:
   send          send messages; prints msg id, broker, queue, offset per message
+  request       send a request and wait for its reply (request-reply); prints the reply
   consume       consume messages (pull or push), from an offset, a time, the start or the end
   route         a topic's route: brokers, addresses, queue counts, permissions
   cluster       the cluster's brokers and their addresses
@@ -89,6 +90,29 @@ Options:
 
 A failed message is reported on stderr and the others are still sent; the exit
 code is then 1.
+";
+
+const REQUEST_HELP: &str = "\
+Usage: rmq request --topic TOPIC [options]
+
+Sends one request (request-reply, as Java's DefaultMQProducer.request) and
+waits for the reply a consumer of the topic sends back; prints one line:
+  reply_msg_id <TAB> correlation_id <TAB> elapsed_ms <TAB> body
+(body as UTF-8 with \\\\, \\t, \\n and \\r escaped), or with --format body only
+the raw reply body and a newline.
+
+Options:
+  --topic TOPIC        topic (required)
+  --body TEXT          request body (default `request`)
+  --stdin              the request body is all of standard input (instead of --body)
+  --timeout SECS       how long to wait for the reply, the send included (default 3, as Java)
+  --tag TAG            tag of the request
+  --property K=V       a user property (repeatable)
+  --queue BROKER:ID    send to this queue only
+  --group GROUP        producer group (default rmq_requester)
+  --format tsv|body    output format (default tsv)
+
+Exit code 1 when no reply came within --timeout, or the send failed.
 ";
 
 const CONSUME_HELP: &str = "\
@@ -226,6 +250,7 @@ type Command = fn(&Opts) -> Out<()>;
 /// Name, help, options (name, takes a value) and the function of each command.
 const COMMANDS: &[(&str, &str, Command)] = &[
     ("send", SEND_HELP, cmd_send),
+    ("request", REQUEST_HELP, cmd_request),
     ("consume", CONSUME_HELP, cmd_consume),
     ("route", ROUTE_HELP, cmd_route),
     ("cluster", CLUSTER_HELP, cmd_cluster),
@@ -264,6 +289,17 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("count", true),
             ("timeout", true),
             ("idle", true),
+            ("format", true),
+        ],
+        "request" => &[
+            ("topic", true),
+            ("body", true),
+            ("stdin", false),
+            ("timeout", true),
+            ("tag", true),
+            ("property", true),
+            ("queue", true),
+            ("group", true),
             ("format", true),
         ],
         "route" => &[("topic", true)],
@@ -503,6 +539,18 @@ fn producer(opts: &Opts, default_group: &str) -> Out<Producer> {
     Ok(producer)
 }
 
+/// The `--property K=V` options.
+fn user_properties(opts: &Opts) -> Out<Vec<(String, String)>> {
+    let mut properties = Vec::new();
+    for p in opts.all("property") {
+        match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => properties.push((k.to_string(), v.to_string())),
+            _ => return usage(format!("--property needs KEY=VALUE, not {p:?}")),
+        }
+    }
+    Ok(properties)
+}
+
 fn cmd_send(opts: &Opts) -> Out<()> {
     let topic = opts.required("topic")?;
     let count = opts.number::<u64>("count", 1)?.unwrap_or(1);
@@ -518,13 +566,7 @@ fn cmd_send(opts: &Opts) -> Out<()> {
     if opts.flag("stdin") && (opts.flag("body") || opts.flag("size") || opts.flag("count")) {
         return usage("--stdin excludes --body, --size and --count");
     }
-    let mut properties = Vec::new();
-    for p in opts.all("property") {
-        match p.split_once('=') {
-            Some((k, v)) if !k.is_empty() => properties.push((k.to_string(), v.to_string())),
-            _ => return usage(format!("--property needs KEY=VALUE, not {p:?}")),
-        }
-    }
+    let properties = user_properties(opts)?;
     let queue = opts.queue(topic)?;
     let make = |n: u64, body: Vec<u8>| {
         let mut m = Message::new(topic, body);
@@ -595,6 +637,57 @@ fn cmd_send(opts: &Opts) -> Out<()> {
 }
 
 /// `SendOk` -> `SEND_OK`, as the Java client names the statuses.
+fn cmd_request(opts: &Opts) -> Out<()> {
+    let topic = opts.required("topic")?;
+    if opts.flag("stdin") && opts.flag("body") {
+        return usage("--stdin and --body exclude each other");
+    }
+    let body_only = match opts.get("format").unwrap_or("tsv") {
+        "tsv" => false,
+        "body" => true,
+        other => return usage(format!("--format is tsv or body, not {other:?}")),
+    };
+    let timeout = opts.seconds("timeout")?.unwrap_or(Duration::from_secs(3));
+    if timeout.is_zero() {
+        return usage("--timeout must be greater than 0");
+    }
+    let body = if opts.flag("stdin") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+            .map_err(|e| Fail::Runtime(format!("cannot read stdin: {e}")))?;
+        buf
+    } else {
+        opts.get("body").unwrap_or("request").as_bytes().to_vec()
+    };
+    let mut msg = Message::new(topic, body);
+    if let Some(tag) = opts.get("tag") {
+        msg = msg.with_tags(tag);
+    }
+    for (k, v) in user_properties(opts)? {
+        msg = msg.with_property(k, v);
+    }
+    let queue = opts.queue(topic)?;
+    let producer = producer(opts, "rmq_requester")?;
+    let started = Instant::now();
+    let result = match &queue {
+        Some(q) => producer.request_to_queue(&msg, q, timeout),
+        None => producer.request(&msg, timeout),
+    };
+    let elapsed = started.elapsed();
+    producer.shutdown();
+    let reply = result?;
+    if body_only {
+        return emit(&String::from_utf8_lossy(&reply.body));
+    }
+    emit(&format!(
+        "{}\t{}\t{}\t{}",
+        reply.msg_id,
+        reply.property(rocketmq_blocking::protocol::message::property::CORRELATION_ID).unwrap_or("-"),
+        elapsed.as_millis(),
+        escape(&String::from_utf8_lossy(&reply.body))
+    ))
+}
+
 fn screaming(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {

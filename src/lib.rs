@@ -169,6 +169,7 @@
 //! | inflated (zlib) bytes | 64 MiB per message ([`protocol::message::MAX_INFLATED_BODY`]) and per pull response ([`protocol::message::MAX_INFLATED_PER_RESPONSE`]), inflated incrementally | [`Error::Protocol`] with [`ProtocolError::InflateLimit`] |
 //! | transaction check-backs waiting for the listener | 2,000 ([`producer::DEFAULT_CHECK_QUEUE`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue` |
 //! | bytes of the half messages of those check-backs (received + inflated) | 64 MiB ([`producer::DEFAULT_CHECK_QUEUE_BYTES`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue_bytes` |
+//! | requests waiting for their replies (request-reply) | 10,000 ([`producer::DEFAULT_MAX_PENDING_REQUESTS`]); one more is refused with [`Error::TooManyRequests`] before it is sent; an entry leaves when its caller returns, at its deadline at the latest (no thread); a pushed reply that is late, unknown or malformed is dropped and counted ([`Producer::dropped_replies`]) | [`ProducerConfig`]`::max_pending_requests` |
 //! | async sends waiting for a thread | 10,000 ([`producer::DEFAULT_ASYNC_QUEUE`]); `send_async` then blocks | [`ProducerConfig`]`::async_queue` |
 //! | consumer pull threads | 2 ([`consumer::DEFAULT_PULL_THREADS`]), whatever the number of queues | [`ConsumerConfig::pull_threads`] |
 //! | messages pulled and not yet consumed, per queue | 1,000 messages or 100 MiB: pulling pauses | [`ConsumerConfig::pull_threshold_for_queue`], [`ConsumerConfig::pull_threshold_size_for_queue`] |
@@ -182,6 +183,7 @@
 //! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect: 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
 //! | [`NameServerClient`] requests | its timeout, across every address together |
 //! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
+//! | [`Producer::request`] (also with a selector, to a queue) | its timeout: route lookup, registering with the topic's brokers, the send with its retries and the wait for the reply; [`Error::RequestTimeout`] when no reply came |
 //! | [`Producer::shutdown`] | 500 ms for the unregisters ([`producer::SHUTDOWN_UNREGISTER_WAIT`], all brokers at once) + up to 1 s to join |
 //! | [`TransactionProducer::shutdown`] | the producer's, + 1 s for the check-back thread (queued checks abandoned) |
 //! | consumer `start` | one request timeout (heartbeats to every broker at once) |

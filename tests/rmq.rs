@@ -382,3 +382,35 @@ fn bench_sends_what_it_reports() {
     assert_eq!(stored.len(), 200);
     assert!(stored.iter().all(|m| m.body == vec![b'x'; 64]));
 }
+
+#[test]
+fn request_prints_the_reply_and_times_out_with_exit_1() {
+    let topic = unique("rmq_request");
+    create_topic(&topic, 2);
+    let responder = common::responder::responder(&topic, "pong:");
+    // The first request may wait for the responder's first rebalance.
+    let out = ok(&["request", "--topic", &topic, "--body", "ping\tme", "--timeout", "40"]);
+    let fields: Vec<&str> = out.trim_end_matches('\n').split('\t').collect();
+    assert_eq!(fields.len(), 4, "{out:?}");
+    let seen = responder.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.body, b"ping\tme");
+    assert_eq!(Some(fields[1]), seen.property("CORRELATION_ID"), "the request's correlation id");
+    assert!(fields[2].parse::<u64>().unwrap() < 40_000, "{out:?}");
+    assert_eq!(fields[3], "pong:ping\\tme", "reply body, escaped");
+    assert!(!fields[0].is_empty(), "reply msg id");
+    let out = ok(&["request", "--topic", &topic, "--body", "raw", "--format", "body", "--queue", "broker-b:1"]);
+    assert_eq!(out, "pong:raw\n");
+    let raw = responder.seen.lock().unwrap().iter().find(|m| m.body == b"raw").cloned().expect("the raw request");
+    assert_eq!(raw.queue_id, 1);
+
+    // Nobody consumes this topic: exit 1 after the timeout, with the reason.
+    let silent = unique("rmq_request_silent");
+    create_topic(&silent, 1);
+    let run = rmq(&["request", "--topic", &silent, "--timeout", "1"]);
+    assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
+    assert!(run.stderr.starts_with("rmq: error: ") && run.stderr.contains("no reply"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    let run = rmq(&["request", "--topic", &silent, "--format", "xml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(ok(&["request", "--help"]).starts_with("Usage: rmq request"));
+}
