@@ -15,7 +15,9 @@
 //! - A pushed reply is answered on the connection's reader thread without
 //!   waiting: matched to a waiting request, or dropped (unknown or late
 //!   correlation id, malformed push) and counted in
-//!   [`Producer::dropped_replies`]. Each entry holds at most one reply.
+//!   [`Producer::dropped_replies`]; a reply no request waits for is dropped
+//!   before its body is copied or inflated. Each entry holds at most one
+//!   reply (the frame limit, 16 MiB, and inflated bodies at most 64 MiB).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,7 +32,9 @@ use crate::error::{Error, Result};
 use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
 use crate::protocol::message::now_ms;
-use crate::protocol::reply::{decode_pushed_reply, new_correlation_id, reply_message, set_request_properties};
+use crate::protocol::reply::{
+    decode_pushed_reply, new_correlation_id, pushed_correlation_id, reply_message, set_request_properties,
+};
 use crate::protocol::{request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode};
 use crate::threads::lock;
 
@@ -151,25 +155,32 @@ impl RequestTable {
         let _ = (why, correlation_id);
     }
 
-    /// Answers a PUSH_REPLY_MESSAGE_TO_CLIENT on the reader thread: hands
-    /// the reply to its waiting request or drops it (counted); never waits.
-    fn on_push(&self, cmd: &RemotingCommand) -> RemotingCommand {
-        let msg = match decode_pushed_reply(&cmd.ext_fields, &cmd.body, now_ms()) {
-            Ok(m) => m,
+    /// Answers a PUSH_REPLY_MESSAGE_TO_CLIENT from `addr` on the reader
+    /// thread: hands the reply to its waiting request or drops it (counted);
+    /// never waits. A reply no request waits for is dropped before its body
+    /// is copied or inflated; one whose body cannot be read is handed to its
+    /// request as [`Error::Protocol`].
+    fn on_push(&self, cmd: &RemotingCommand, addr: &str) -> RemotingCommand {
+        let id = match pushed_correlation_id(&cmd.ext_fields) {
+            Ok(id) => id,
             Err(e) => {
                 self.drop_reply("malformed push", &e.to_string());
                 let remark = format!("process reply message fail: {e}");
                 return RemotingCommand::response_to(cmd, ResponseCode::SystemError, Some(remark));
             }
         };
-        let id = msg.property(crate::protocol::message::property::CORRELATION_ID).unwrap_or("").to_string();
-        let entry = lock(&self.pending).as_mut().and_then(|map| map.remove(&id));
-        match entry {
-            Some(p) if Instant::now() <= p.deadline => {
-                let _ = p.tx.try_send(Ok(msg));
+        let waited = lock(&self.pending).as_ref().is_some_and(|map| map.contains_key(&id));
+        if waited {
+            let reply = decode_pushed_reply(&cmd.ext_fields, &cmd.body, now_ms()).map_err(|e| Error::protocol(addr, e));
+            let entry = lock(&self.pending).as_mut().and_then(|map| map.remove(&id));
+            match entry {
+                Some(p) if Instant::now() <= p.deadline => {
+                    let _ = p.tx.try_send(reply);
+                }
+                _ => self.drop_reply("late", &id),
             }
-            Some(_) => self.drop_reply("late", &id),
-            None => self.drop_reply("unknown correlation id", &id),
+        } else {
+            self.drop_reply("unknown or late correlation id", &id);
         }
         // Java answers success for a reply it could not match too.
         RemotingCommand::response_to(cmd, ResponseCode::Success, None)
@@ -193,11 +204,11 @@ impl RequestTable {
 /// check-backs), or is answered "not supported".
 pub(crate) fn reply_handler(table: Arc<RequestTable>, other: Option<HandlerFactory>) -> HandlerFactory {
     Arc::new(move |addr: &str| {
-        let table = Arc::clone(&table);
-        let other = other.as_ref().map(|make| make(addr));
+        let (table, addr) = (Arc::clone(&table), addr.to_string());
+        let other = other.as_ref().map(|make| make(&addr));
         let handler: RequestHandler = Arc::new(move |cmd: &RemotingCommand| {
             if cmd.code == request::PUSH_REPLY_MESSAGE_TO_CLIENT {
-                return Some(table.on_push(cmd));
+                return Some(table.on_push(cmd, &addr));
             }
             match &other {
                 Some(h) => h(cmd),
@@ -372,6 +383,12 @@ mod tests {
             .with_body(body.to_vec())
     }
 
+    impl RequestTable {
+        fn on_push_test(&self, cmd: &RemotingCommand) -> RemotingCommand {
+            self.on_push(cmd, "127.0.0.1:10911")
+        }
+    }
+
     #[test]
     fn replies_go_to_their_request_and_strays_are_counted() {
         let t = RequestTable::new(2);
@@ -379,26 +396,34 @@ mod tests {
         let a = t.register("a", far).unwrap();
         let b = t.register("b", far).unwrap();
         assert!(matches!(t.register("c", far), Err(Error::TooManyRequests { limit: 2 })));
-        assert_eq!(t.on_push(&push("b", b"to b")).code, 0);
-        assert_eq!(t.on_push(&push("a", b"to a")).code, 0);
+        assert_eq!(t.on_push_test(&push("b", b"to b")).code, 0);
+        assert_eq!(t.on_push_test(&push("a", b"to a")).code, 0);
         assert_eq!(a.rx.try_recv().unwrap().unwrap().body, b"to a");
         assert_eq!(b.rx.try_recv().unwrap().unwrap().body, b"to b");
         // A second reply to the same request, and one nobody asked for.
-        t.on_push(&push("a", b"again"));
-        t.on_push(&push("zzz", b"stray"));
+        t.on_push_test(&push("a", b"again"));
+        t.on_push_test(&push("zzz", b"stray"));
         assert_eq!(t.dropped.load(Ordering::Relaxed), 2);
         drop((a, b));
         assert_eq!(t.waiting(), 0, "entries leave with their waiters");
         // A reply after its request's deadline is dropped too.
         let late = t.register("late", Instant::now()).unwrap();
         std::thread::sleep(Duration::from_millis(2));
-        t.on_push(&push("late", b"too late"));
+        t.on_push_test(&push("late", b"too late"));
         assert!(late.rx.try_recv().is_err());
         assert_eq!(t.dropped.load(Ordering::Relaxed), 3);
         // A malformed push is refused and counted.
         let mut bad = push("x", b"");
-        bad.ext_fields.remove("queueId");
-        assert_eq!(t.on_push(&bad).code, ResponseCode::SystemError.as_i32());
+        bad.ext_fields.insert("properties".into(), "no separator".into());
+        assert_eq!(t.on_push_test(&bad).code, ResponseCode::SystemError.as_i32());
+        assert_eq!(t.dropped.load(Ordering::Relaxed), 4);
+        // A reply whose body cannot be read reaches its request as a typed error.
+        let w = t.register("bad body", far).unwrap();
+        let mut bad = push("bad body", b"not zlib");
+        bad.ext_fields.insert("sysFlag".into(), "1".into());
+        assert_eq!(t.on_push_test(&bad).code, 0);
+        let err = w.rx.try_recv().unwrap().unwrap_err();
+        assert!(matches!(err, Error::Protocol { ref addr, .. } if addr == "127.0.0.1:10911"), "{err:?}");
         assert_eq!(t.dropped.load(Ordering::Relaxed), 4);
     }
 
@@ -425,26 +450,9 @@ mod tests {
 
     #[test]
     fn reply_messages_need_a_stored_request() {
-        let mut m = MessageExt {
-            topic: "Prices".into(),
-            body: b"AAPL".to_vec(),
-            flag: 0,
-            properties: Default::default(),
-            store_size: 0,
-            body_crc: 0,
-            queue_id: 0,
-            queue_offset: 0,
-            commit_log_offset: 0,
-            sys_flag: 0,
-            born_timestamp: 0,
-            born_host: "127.0.0.1:1".parse().unwrap(),
-            store_timestamp: 0,
-            store_host: "127.0.0.1:2".parse().unwrap(),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            msg_id: String::new(),
-            offset_msg_id: String::new(),
-        };
+        let p = push("ignored", b"AAPL");
+        let mut m = decode_pushed_reply(&p.ext_fields, &p.body, 0).unwrap();
+        m.properties.clear();
         assert!(matches!(create_reply_message(&m, "x"), Err(Error::InvalidArgument { .. })));
         m.properties.insert(property::CLUSTER.into(), "C".into());
         m.properties.insert(property::CORRELATION_ID.into(), "id".into());

@@ -119,6 +119,14 @@ fn parse_host(text: Option<&str>) -> SocketAddr {
     }
 }
 
+/// The correlation id of a PUSH_REPLY_MESSAGE_TO_CLIENT request (empty when
+/// the reply has none), read from its properties only: the body is not
+/// touched, so a reply nobody waits for costs no copy or inflation.
+pub fn pushed_correlation_id(fields: &ExtFields) -> Result<String, ProtocolError> {
+    let props = fields.get("properties").map(String::as_str).unwrap_or("");
+    Ok(decode_properties(props)?.remove(property::CORRELATION_ID).unwrap_or_default())
+}
+
 /// Reads a PUSH_REPLY_MESSAGE_TO_CLIENT request (its ext fields and body)
 /// into the reply message, as Java's `ClientRemotingProcessor` does: a
 /// compressed body is inflated (to at most [`MAX_INFLATED_BODY`]),
@@ -250,6 +258,7 @@ mod tests {
         cmd.serialize_type = SerializeType::Json;
         cmd.opaque = 77;
         let (cmd, _) = decode_frame(&cmd.encode(), 1 << 20).unwrap().expect("a whole frame");
+        assert_eq!(pushed_correlation_id(&cmd.ext_fields).unwrap(), "3f2a1c4e-0000-4000-8000-000000000001");
         let msg = decode_pushed_reply(&cmd.ext_fields, &cmd.body, 1700000000999).unwrap();
         assert_eq!(msg.topic, "DefaultCluster_REPLY_TOPIC");
         assert_eq!(msg.body, b"reply body");
