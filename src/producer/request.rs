@@ -152,7 +152,6 @@ impl RequestTable {
     fn drop_reply(&self, why: &str, correlation_id: &str) {
         self.dropped.fetch_add(1, Ordering::Relaxed);
         log_debug!("reply dropped ({why}): correlation_id={correlation_id}");
-        let _ = (why, correlation_id);
     }
 
     /// Answers a PUSH_REPLY_MESSAGE_TO_CLIENT from `addr` on the reader
@@ -224,10 +223,13 @@ pub(crate) fn reply_handler(table: Arc<RequestTable>, other: Option<HandlerFacto
 }
 
 impl Inner {
-    /// Makes sure every broker of `topic`'s route has this client registered
-    /// on the connection in use (a heartbeat it answered), so that the
-    /// broker the reply goes through can push it here. Java heartbeats to
-    /// every broker before a request to a topic it has no route for yet.
+    /// Registers this client, by a heartbeat the broker answers, with every
+    /// broker of `topic`'s route whose connection in use has not been
+    /// registered yet, so that the broker the reply goes through can push it
+    /// here. Java heartbeats to every broker before a request to a topic it
+    /// has no route for yet. A broker that cannot be reached is skipped (as
+    /// Java logs and goes on): the send routes around it, and the next
+    /// request tries again.
     fn register_for_replies(&self, topic: &str, deadline: Instant) -> Result<()> {
         let info = self.topic_info(topic, deadline)?;
         let mut addrs: Vec<&str> = info.queues.iter().map(|q| q.broker_addr.as_str()).collect();
@@ -235,7 +237,14 @@ impl Inner {
         addrs.dedup();
         let mut todo = Vec::new();
         for addr in addrs {
-            let client = self.client(addr, deadline)?;
+            let client = match self.client(addr, deadline) {
+                Ok(c) => c,
+                Err(e @ Error::NotRunning(_)) => return Err(e),
+                Err(e) => {
+                    log_warn!("request: cannot register with broker {addr}: {e}");
+                    continue;
+                }
+            };
             let known = lock(&self.requests.registered).get(addr).and_then(Weak::upgrade);
             if !known.is_some_and(|k| Arc::ptr_eq(&k, &client)) {
                 todo.push((addr.to_string(), client));
@@ -248,21 +257,12 @@ impl Inner {
         let calls = todo.iter().map(|(_, c)| (c.connection(), heartbeat.clone())).collect();
         let left = deadline.saturating_duration_since(Instant::now());
         for ((addr, client), result) in todo.iter().zip(invoke_all(calls, left)) {
-            let resp = result?;
-            if resp.response_code() != ResponseCode::Success {
-                return Err(Error::from_response(
-                    resp.response_code(),
-                    resp.remark.as_deref(),
-                    crate::error::ResponseContext {
-                        operation: "heartbeat",
-                        kind: crate::error::OperationKind::Other,
-                        addr,
-                        topic: "",
-                        queue_id: -1,
-                    },
-                ));
+            match result.map(|r| r.response_code()) {
+                Ok(ResponseCode::Success) => {
+                    lock(&self.requests.registered).insert(addr.clone(), Arc::downgrade(client));
+                }
+                other => log_warn!("request: heartbeat to broker {addr} failed: {other:?}"),
             }
-            lock(&self.requests.registered).insert(addr.clone(), Arc::downgrade(client));
         }
         Ok(())
     }
