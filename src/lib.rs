@@ -121,7 +121,7 @@
 //! ```
 //!
 //! **Next**: the runnable programs in `examples/` (quickstart, producer,
-//! consumer, lite pull, orderly, transaction, broker manager) and the `rmq`
+//! consumer, lite pull, orderly, transaction, request-reply, broker manager) and the `rmq`
 //! command line, `cargo run --example rmq -- --help`, which sends,
 //! consumes, shows routes, clusters and per-queue offsets and lag, creates
 //! topics and benchmarks from a shell.
