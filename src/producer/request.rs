@@ -4,6 +4,11 @@
 //! the reply to the requester over the requester's own connection (see
 //! [`crate::protocol::reply`] for the wire side).
 //!
+//! Request-reply needs direct connections to the brokers: the 5.x proxy's
+//! remoting endpoint relays neither SEND_REPLY_MESSAGE nor the pushed
+//! replies (it has no processor for them). With a namespace the reply topic
+//! gets the prefix too, as in the Java client.
+//!
 //! # Limits
 //! - At most [`ProducerConfig::max_pending_requests`](super::ProducerConfig::max_pending_requests)
 //!   requests (default [`DEFAULT_MAX_PENDING_REQUESTS`](super::DEFAULT_MAX_PENDING_REQUESTS),
