@@ -3,6 +3,7 @@
 mod client;
 mod manager;
 mod pool;
+mod pop;
 
 pub use client::{
     default_client_id, BrokerClient, ClientConfig, ClientConfigBuilder, EndTransaction, PullRequest, PullResult,
@@ -14,4 +15,5 @@ pub use manager::{
     DEFAULT_CHECKOUT_TIMEOUT, DEFAULT_CHECK_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_RECOVERY_SUCCESSES,
 };
+pub use pop::{PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME};
 pub use pool::{BrokerConnectionPool, PoolStats, PooledConnection, RequestStats, DEFAULT_POOL_SIZE};

@@ -53,6 +53,7 @@ mod config;
 mod instance;
 mod lite_pull;
 mod offset_store;
+mod pop;
 mod pull_service;
 mod push;
 mod rebalance;
@@ -67,6 +68,9 @@ pub use allocate::{AllocateStrategy, DEFAULT_VIRTUAL_NODES};
 pub use config::*;
 pub use lite_pull::LitePullConsumer;
 pub use offset_store::{LocalOffsetStore, OFFSET_FILE_NAME};
+pub use pop::{
+    PopConsumer, PopOptions, DEFAULT_POP_BATCH_SIZE, DEFAULT_POP_THRESHOLD, MAX_POP_INVISIBLE_TIME, MIN_POP_INVISIBLE_TIME,
+};
 pub use push::PushConsumer;
 
 use crate::error::{Error, Result};
