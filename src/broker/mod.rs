@@ -15,5 +15,5 @@ pub use manager::{
     DEFAULT_CHECKOUT_TIMEOUT, DEFAULT_CHECK_TIMEOUT, DEFAULT_HEALTH_CHECK_INTERVAL, DEFAULT_MAX_CONSECUTIVE_FAILURES,
     DEFAULT_RECOVERY_SUCCESSES,
 };
-pub use pop::{PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME};
 pub use pool::{BrokerConnectionPool, PoolStats, PooledConnection, RequestStats, DEFAULT_POOL_SIZE};
+pub use pop::{PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME};

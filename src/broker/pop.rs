@@ -8,7 +8,9 @@ use super::BrokerClient;
 use crate::error::{Error, OperationKind, Result};
 use crate::protocol::body::MessageModel;
 use crate::protocol::message::{self, MessageExt};
-use crate::protocol::pop::{self, ExtraInfo, MessageQueueAssignment, PopMessageRequestHeader, PopMessageResponseHeader};
+use crate::protocol::pop::{
+    self, ExtraInfo, MessageQueueAssignment, PopMessageRequestHeader, PopMessageResponseHeader,
+};
 use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
 use crate::validate;
 
@@ -119,7 +121,13 @@ impl BrokerClient {
     /// Sets how `group` consumes `topic` on this broker: `mode` `POP` or
     /// `PULL`, `pop_share_queue_num` -1 for "every consumer pops every
     /// queue" (what `mqadmin setConsumeMode` sends to each broker).
-    pub fn set_message_request_mode(&self, topic: &str, group: &str, mode: &str, pop_share_queue_num: i32) -> Result<()> {
+    pub fn set_message_request_mode(
+        &self,
+        topic: &str,
+        group: &str,
+        mode: &str,
+        pop_share_queue_num: i32,
+    ) -> Result<()> {
         validate::check_group(group)?;
         validate::check_topic(topic)?;
         if mode != pop::MODE_POP && mode != pop::MODE_PULL {

@@ -69,7 +69,8 @@ pub use config::*;
 pub use lite_pull::LitePullConsumer;
 pub use offset_store::{LocalOffsetStore, OFFSET_FILE_NAME};
 pub use pop::{
-    PopConsumer, PopOptions, DEFAULT_POP_BATCH_SIZE, DEFAULT_POP_THRESHOLD, MAX_POP_INVISIBLE_TIME, MIN_POP_INVISIBLE_TIME,
+    PopConsumer, PopOptions, DEFAULT_POP_BATCH_SIZE, DEFAULT_POP_THRESHOLD, MAX_POP_INVISIBLE_TIME,
+    MIN_POP_INVISIBLE_TIME,
 };
 pub use push::PushConsumer;
 

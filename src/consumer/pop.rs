@@ -61,8 +61,12 @@ use super::config::ConsumerConfig;
 use super::instance::{lock, Instance};
 use super::pull_service::{Fetch, Next, PullService, Puller};
 use super::rebalance::{self, QueueOwner};
-use super::{spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, Gate, MessageListenerConcurrently, MessageSelector};
-use crate::broker::{BrokerClient, PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME};
+use super::{
+    spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, Gate, MessageListenerConcurrently, MessageSelector,
+};
+use crate::broker::{
+    BrokerClient, PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME,
+};
 use crate::error::{Error, Result};
 use crate::net::fanout::invoke_all;
 use crate::protocol::admin::{self, ConsumerRunningInfo};
@@ -483,7 +487,9 @@ impl PopInner {
         for name in brokers {
             let strategy = inst.config.allocate_strategy();
             let model = inst.config.message_model();
-            match inst.broker(&name).and_then(|c| c.query_assignment(topic, &inst.group, &inst.client_id, strategy.name(), model))
+            match inst
+                .broker(&name)
+                .and_then(|c| c.query_assignment(topic, &inst.group, &inst.client_id, strategy.name(), model))
             {
                 Ok(v) => return Ok(v),
                 Err(e) => last = e,
@@ -504,7 +510,10 @@ impl PopInner {
         let assignments = match self.query_assignment(topic) {
             Ok(v) => v,
             Err(Error::System { code: ResponseCode::RequestCodeNotSupported, remark, addr, .. }) => {
-                return Err(refuse(addr, format!("the broker does not know QUERY_ASSIGNMENT (RocketMQ 5.x needed): {remark}")))
+                return Err(refuse(
+                    addr,
+                    format!("the broker does not know QUERY_ASSIGNMENT (RocketMQ 5.x needed): {remark}"),
+                ))
             }
             Err(e) => return Err(e),
         };
@@ -562,16 +571,26 @@ impl PopInner {
 
     /// Sends one request per message to the broker of `a`, all at once,
     /// within one request timeout; returns how many succeeded.
-    fn send_each(&self, a: &Assigned, msgs: &[&MessageExt], command: impl Fn(&wire::ExtraInfo, &MessageExt) -> RemotingCommand) -> usize {
+    fn send_each(
+        &self,
+        a: &Assigned,
+        msgs: &[&MessageExt],
+        command: impl Fn(&wire::ExtraInfo, &MessageExt) -> RemotingCommand,
+    ) -> usize {
         let Ok(client) = self.inst.broker_of(&a.mq) else { return 0 };
-        let calls: Vec<_> = msgs
-            .iter()
-            .filter_map(|m| wire::receipt(m).ok().map(|r| (client.connection(), command(&r, m))))
-            .collect();
+        let calls: Vec<_> =
+            msgs.iter().filter_map(|m| wire::receipt(m).ok().map(|r| (client.connection(), command(&r, m)))).collect();
         let results = invoke_all(calls, self.inst.config.request_timeout());
-        let ok = results.iter().filter(|r| r.as_ref().is_ok_and(|c| c.response_code() == ResponseCode::Success)).count();
+        let ok =
+            results.iter().filter(|r| r.as_ref().is_ok_and(|c| c.response_code() == ResponseCode::Success)).count();
         if ok < msgs.len() {
-            log_warn!("pop: {} of {} requests failed: group={} broker={}", msgs.len() - ok, msgs.len(), self.inst.group, a.mq.broker_name);
+            log_warn!(
+                "pop: {} of {} requests failed: group={} broker={}",
+                msgs.len() - ok,
+                msgs.len(),
+                self.inst.group,
+                a.mq.broker_name
+            );
         }
         ok
     }
@@ -636,7 +655,13 @@ impl Puller<Pops> for PopInner {
         Next::Pull(req, client)
     }
 
-    fn pulled(&self, a: &Arc<Assigned>, _req: &PopRequest, result: Result<PopResult>, elapsed: Duration) -> Option<Duration> {
+    fn pulled(
+        &self,
+        a: &Arc<Assigned>,
+        _req: &PopRequest,
+        result: Result<PopResult>,
+        elapsed: Duration,
+    ) -> Option<Duration> {
         if a.dropped() {
             return None;
         }

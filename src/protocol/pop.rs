@@ -200,10 +200,17 @@ struct QueryAssignmentBody {
 pub fn decode_assignments(body: &[u8]) -> Result<Vec<MessageQueueAssignment>, ProtocolError> {
     let parsed: QueryAssignmentBody = serde_json::from_slice(body)
         .map_err(|e| ProtocolError::InvalidJson { what: "query assignment", reason: e.to_string() })?;
-    let v: Vec<MessageQueueAssignment> =
-        parsed.message_queue_assignments.unwrap_or_default().into_iter().filter(|a| a.message_queue.is_some()).collect();
+    let v: Vec<MessageQueueAssignment> = parsed
+        .message_queue_assignments
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| a.message_queue.is_some())
+        .collect();
     if v.len() > MAX_ASSIGNMENTS {
-        return Err(ProtocolError::BadField { field: "messageQueueAssignments", value: format!("{} entries", v.len()) });
+        return Err(ProtocolError::BadField {
+            field: "messageQueueAssignments",
+            value: format!("{} entries", v.len()),
+        });
     }
     Ok(v)
 }
@@ -369,11 +376,8 @@ pub fn attach_receipts(
                 let ck = starts.get(&key).and_then(|v| v.parse().ok()).ok_or_else(|| bad("startOffsetInfo"))?;
                 let index = order.get(&key).and_then(|v| v.iter().position(|o| *o == m.queue_offset)).unwrap_or(0);
                 let listed = offsets.get(&key).ok_or_else(|| bad("msgOffsetInfo"))?;
-                let offset = listed
-                    .split(',')
-                    .nth(index)
-                    .and_then(|v| v.parse().ok())
-                    .ok_or_else(|| bad("msgOffsetInfo"))?;
+                let offset =
+                    listed.split(',').nth(index).and_then(|v| v.parse().ok()).ok_or_else(|| bad("msgOffsetInfo"))?;
                 (ck, offset)
             };
             let receipt = ExtraInfo {
@@ -428,7 +432,8 @@ pub fn change_invisible_header(group: &str, topic: &str, x: &ExtraInfo, invisibl
 
 /// Java's pop retry delays for `ReconsumeLater`, seconds, by delay level
 /// (level 0: the message's reconsume times).
-pub const JAVA_POP_DELAYS_SECS: [u64; 16] = [10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200];
+pub const JAVA_POP_DELAYS_SECS: [u64; 16] =
+    [10, 30, 60, 120, 180, 240, 300, 360, 420, 480, 540, 600, 1200, 1800, 3600, 7200];
 
 #[cfg(test)]
 mod tests {
