@@ -21,26 +21,10 @@ struct Run {
     stderr: String,
 }
 
-/// The example binary, built once per test process (a no-op when cargo
-/// already built it, e.g. under `cargo test --all-targets`).
+/// The example binary, built once per test process.
 fn rmq_path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        // target/<profile>/deps/rmq-<hash> -> target/<profile>/examples/rmq
-        let exe = std::env::current_exe().expect("test executable");
-        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--all-features", "--example", "rmq"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if release {
-            cargo.arg("--release");
-        }
-        let out = output_within(cargo, None, Duration::from_secs(600));
-        assert_eq!(out.code, 0, "cargo build --example rmq failed: {}", out.stderr);
-        let path = profile_dir.join("examples").join(format!("rmq{}", std::env::consts::EXE_SUFFIX));
-        assert!(path.is_file(), "{} not built", path.display());
-        path
-    })
+    PATH.get_or_init(|| example_binary("rmq"))
 }
 
 /// Runs a command, killing it after `limit`.

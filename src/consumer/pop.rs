@@ -479,7 +479,7 @@ impl Drop for PopConsumer {
 
 impl PopInner {
     /// Asks a broker of `topic` (wire name) which queues to pop.
-    fn query_assignment(&self, topic: &str) -> Result<Vec<MessageQueueAssignment>> {
+    fn query_assignment(&self, topic: &str) -> Result<(String, Vec<MessageQueueAssignment>)> {
         let inst = &self.inst;
         let mut brokers: Vec<String> = inst.topic_queues(topic)?.into_iter().map(|q| q.broker_name).collect();
         brokers.dedup();
@@ -487,10 +487,11 @@ impl PopInner {
         for name in brokers {
             let strategy = inst.config.allocate_strategy();
             let model = inst.config.message_model();
-            match inst
-                .broker(&name)
-                .and_then(|c| c.query_assignment(topic, &inst.group, &inst.client_id, strategy.name(), model))
-            {
+            let asked = inst.broker(&name).and_then(|c| {
+                let v = c.query_assignment(topic, &inst.group, &inst.client_id, strategy.name(), model)?;
+                Ok((c.addr().to_string(), v))
+            });
+            match asked {
                 Ok(v) => return Ok(v),
                 Err(e) => last = e,
             }
@@ -507,7 +508,7 @@ impl PopInner {
             addr,
             reason,
         };
-        let assignments = match self.query_assignment(topic) {
+        let (addr, assignments) = match self.query_assignment(topic) {
             Ok(v) => v,
             Err(Error::System { code: ResponseCode::RequestCodeNotSupported, remark, addr, .. }) => {
                 return Err(refuse(
@@ -518,7 +519,6 @@ impl PopInner {
             Err(e) => return Err(e),
         };
         if let Some(a) = assignments.iter().find(|a| !a.is_pop()) {
-            let addr = a.message_queue.as_ref().map(|q| q.broker_name.clone()).unwrap_or_default();
             return Err(refuse(
                 addr,
                 format!(
@@ -760,7 +760,7 @@ impl QueueOwner for PopInner {
 
     fn desired(&self, _inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
         match self.query_assignment(topic) {
-            Ok(v) => Some(v.into_iter().filter_map(|a| a.message_queue).collect()),
+            Ok((_, v)) => Some(v.into_iter().filter_map(|a| a.message_queue).collect()),
             Err(e) => {
                 log_warn!("query assignment failed: group={} topic={topic} error={e}", self.inst.group);
                 None
