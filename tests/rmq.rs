@@ -366,3 +366,28 @@ fn bench_sends_what_it_reports() {
     assert_eq!(stored.len(), 200);
     assert!(stored.iter().all(|m| m.body == vec![b'x'; 64]));
 }
+
+#[test]
+fn consume_pop_reads_a_pop_group_once_and_is_refused_on_4x() {
+    let topic = unique("rmq_pop");
+    let group = unique("rmq_pop_g");
+    create_topic(&topic, 1);
+    let args = ["consume", "--pop", "--topic", &topic, "--group", &group, "--from-begin", "--format", "body"];
+    if brokers_are_4x() {
+        let run = rmq(&[&args[..], &["--idle", "3"]].concat());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("pop consumption") && run.stderr.contains("QUERY_ASSIGNMENT"), "{}", run.stderr);
+        return;
+    }
+    for b in ["broker-a", "broker-b"] {
+        client(b).set_message_request_mode(&topic, &group, "POP", -1).expect("switch the group to pop");
+    }
+    ok(&["send", "--topic", &topic, "--count", "20", "--body", "pop-{n}"]);
+    let out = ok(&[&args[..], &["--count", "20", "--timeout", "60"]].concat());
+    let got: BTreeSet<&str> = out.lines().collect();
+    let sent: BTreeSet<String> = (0..20).map(|n| format!("pop-{n}")).collect();
+    assert_eq!(got, sent.iter().map(String::as_str).collect(), "{out}");
+    // Acked: the group gets nothing more.
+    let again = rmq(&[&args[..], &["--idle", "3"]].concat());
+    assert_eq!((again.code, again.stdout.as_str()), (0, ""), "{}", again.stderr);
+}
