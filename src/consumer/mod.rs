@@ -1,5 +1,6 @@
 //! Consumers: [`LitePullConsumer`] (you poll) and [`PushConsumer`] (a
-//! listener is called), with the Java client's semantics.
+//! listener is called), with the Java client's semantics; and
+//! [`PopConsumer`] (5.x: the broker hands out messages, not queues).
 //!
 //! - **At-least-once.** The offset committed for a queue is the smallest
 //!   offset not yet processed, so a restart or a rebalance may deliver a

@@ -1,55 +1,4 @@
-//! [`PopConsumer`]: the broker hands out messages, not queues (RocketMQ 5.x
-//! pop consumption), as Java's `DefaultMQPushConsumer` does when the group
-//! is switched to pop (`mqadmin setConsumeMode -c <cluster> -g <group> -t
-//! <topic> -m POP -q <n>`) and the consumer asks the broker for its
-//! assignment (`setClientRebalance(false)`).
-//!
-//! - **Assignment.** At start and every rebalance interval (and when a
-//!   broker says the group changed) the consumer asks a broker of each
-//!   topic for its assignment (QUERY_ASSIGNMENT). In pop mode with the
-//!   default share number every consumer gets every broker (queue id -1:
-//!   pop from all of its queues), so a group may have more consumers than
-//!   the topic has queues. `start` fails with [`Error::PopNotAvailable`]
-//!   when the broker does not know pop (4.x) or the group is in pull mode.
-//! - **Pop.** The pull threads send POP_MESSAGE to each assigned broker
-//!   (long poll 15 s, [`PopOptions::batch_size`] messages, invisible for
-//!   [`PopOptions::invisible_time`]); a new group starts at the end of the
-//!   queues, or at their beginning with [`ConsumeFromWhere::FirstOffset`].
-//! - **Ack.** `ConsumeSuccess` acks the batch (ACK_MESSAGE, one per
-//!   message, all at once). `ReconsumeLater` makes each message visible
-//!   again after Java's pop delay for its delay level (level 0: its
-//!   reconsume times; 10 s, 30 s, 60 s, ... 2 h, [`PopOptions::retry_delays`])
-//!   with CHANGE_MESSAGE_INVISIBLETIME; the broker then delivers it again
-//!   from the pop retry topic `%RETRY%<group>_<topic>` with its reconsume
-//!   times one higher. A message not acked at all (the consumer died) comes
-//!   back the same way after its invisible time.
-//! - **Dead letters.** A message failing at [`ConsumerConfig::max_reconsume_times`]
-//!   (default 16), or with delay level -1, is sent to `%DLQ%<group>`
-//!   (CONSUMER_SEND_MSG_BACK with delay level -1, as the 5.x proxy does)
-//!   and then acked; one popped with more reconsume times than the max goes
-//!   there without a listener call. (Java's remoting push consumer acks and
-//!   drops such a message instead.)
-//! - **Orderly pop** is not offered: Java's push consumer does not pop
-//!   orderly either (it rebalances orderly consumers itself).
-//! - NOTIFICATION is not used (Java's push consumer does not use it; the
-//!   long poll of POP_MESSAGE does its work).
-//!
-//! # Threads and limits
-//! The same fixed set as a [`PushConsumer`](super::PushConsumer): one
-//! `rocketmq-rebalance-<n>`, [`ConsumerConfig::pull_threads`]
-//! `rocketmq-pull-<n>` (they send the pops without waiting; a long poll
-//! parks at the broker), [`ConsumerConfig::consume_threads`]
-//! `rocketmq-consume-<n>` (listener calls, then their acks). An assignment
-//! is not popped while more than [`PopOptions::threshold`] (Java: 96) of
-//! its messages wait for the listener or their ack; so at most threshold +
-//! one pop answer (32 messages) per assignment are held, and assignments
-//! are bounded by the route limits.
-//!
-//! # Deadlines
-//! `start`: one request timeout for the heartbeats, then one per topic for
-//! the assignment. `shutdown`: as a push consumer's (no offsets to
-//! persist); messages popped and not yet acked come back to the group after
-//! their invisible time.
+//! [`PopConsumer`]: 5.x pop consumption; the semantics are in its docs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -287,11 +236,61 @@ enum RunState {
     Stopped,
 }
 
-/// A consumer to which the broker assigns messages (5.x pop consumption).
+/// A consumer to which the broker assigns messages (5.x pop consumption):
+/// the same listener and subscriptions as a [`PushConsumer`](super::PushConsumer).
 ///
-/// The same listener and subscriptions as a [`PushConsumer`](super::PushConsumer);
-/// the group must be switched to pop for each topic first. See the
-/// [module docs](self) for the protocol and the semantics.
+/// The broker hands out messages, not queues (RocketMQ 5.x
+/// pop consumption), as Java's `DefaultMQPushConsumer` does when the group
+/// is switched to pop (`mqadmin setConsumeMode -c <cluster> -g <group> -t
+/// <topic> -m POP -q <n>`) and the consumer asks the broker for its
+/// assignment (`setClientRebalance(false)`).
+///
+/// - **Assignment.** At start and every rebalance interval (and when a
+///   broker says the group changed) the consumer asks a broker of each
+///   topic for its assignment (QUERY_ASSIGNMENT). In pop mode with the
+///   default share number every consumer gets every broker (queue id -1:
+///   pop from all of its queues), so a group may have more consumers than
+///   the topic has queues. `start` fails with [`Error::PopNotAvailable`]
+///   when the broker does not know pop (4.x) or the group is in pull mode.
+/// - **Pop.** The pull threads send POP_MESSAGE to each assigned broker
+///   (long poll 15 s, [`PopOptions::batch_size`] messages, invisible for
+///   [`PopOptions::invisible_time`]); a new group starts at the end of the
+///   queues, or at their beginning with [`ConsumeFromWhere::FirstOffset`].
+/// - **Ack.** `ConsumeSuccess` acks the batch (ACK_MESSAGE, one per
+///   message, all at once). `ReconsumeLater` makes each message visible
+///   again after Java's pop delay for its delay level (level 0: its
+///   reconsume times; 10 s, 30 s, 60 s, ... 2 h, [`PopOptions::retry_delays`])
+///   with CHANGE_MESSAGE_INVISIBLETIME; the broker then delivers it again
+///   from the pop retry topic `%RETRY%<group>_<topic>` with its reconsume
+///   times one higher. A message not acked at all (the consumer died) comes
+///   back the same way after its invisible time.
+/// - **Dead letters.** A message failing at [`ConsumerConfig::max_reconsume_times`]
+///   (default 16), or with delay level -1, is sent to `%DLQ%<group>`
+///   (CONSUMER_SEND_MSG_BACK with delay level -1, as the 5.x proxy does)
+///   and then acked; one popped with more reconsume times than the max goes
+///   there without a listener call. (Java's remoting push consumer acks and
+///   drops such a message instead.)
+/// - **Orderly pop** is not offered: Java's push consumer does not pop
+///   orderly either (it rebalances orderly consumers itself).
+/// - NOTIFICATION is not used (Java's push consumer does not use it; the
+///   long poll of POP_MESSAGE does its work).
+///
+/// # Threads and limits
+/// The same fixed set as a [`PushConsumer`](super::PushConsumer): one
+/// `rocketmq-rebalance-<n>`, [`ConsumerConfig::pull_threads`]
+/// `rocketmq-pull-<n>` (they send the pops without waiting; a long poll
+/// parks at the broker), [`ConsumerConfig::consume_threads`]
+/// `rocketmq-consume-<n>` (listener calls, then their acks). An assignment
+/// is not popped while more than [`PopOptions::threshold`] (Java: 96) of
+/// its messages wait for the listener or their ack; so at most threshold +
+/// one pop answer (32 messages) per assignment are held, and assignments
+/// are bounded by the route limits.
+///
+/// # Deadlines
+/// `start`: one request timeout for the heartbeats, then one per topic for
+/// the assignment. `shutdown`: as a push consumer's (no offsets to
+/// persist); messages popped and not yet acked come back to the group after
+/// their invisible time.
 ///
 /// ```no_run
 /// use rocketmq_blocking::consumer::{ConsumeConcurrentlyStatus, ConsumerConfig, PopConsumer, PopOptions};
