@@ -421,13 +421,8 @@ impl PopConsumer {
                 Ok(())
             }
             Err(e) => {
-                inst.signal.stop();
-                inner.tasks.stop();
-                inner.pops.stop();
-                inst.leave(&[], Instant::now() + inst.config.request_timeout());
-                inst.close();
-                join_until(threads, Instant::now() + Duration::from_secs(1));
                 *run = RunState::Stopped;
+                inner.stop(threads);
                 Err(e)
             }
         }
@@ -454,19 +449,7 @@ impl PopConsumer {
                 _ => return,
             }
         };
-        let inner = &self.inner;
-        let inst = &inner.inst;
-        inst.signal.stop();
-        inner.gate.close();
-        inner.tasks.stop();
-        inner.pops.stop();
-        inner.gate.wait_idle(inst.config.await_termination());
-        for (_, a) in lock(&inner.table).drain() {
-            lock(&a.state).dropped = true;
-        }
-        inst.leave(&[], Instant::now() + inst.config.request_timeout());
-        inst.close();
-        join_until(threads, Instant::now() + Duration::from_secs(1));
+        self.inner.stop(threads);
     }
 }
 
@@ -477,6 +460,23 @@ impl Drop for PopConsumer {
 }
 
 impl PopInner {
+    /// Stops the threads (a running listener call gets the await-termination
+    /// bound), forgets the assignments, unregisters, closes, joins.
+    fn stop(&self, threads: Vec<JoinHandle<()>>) {
+        let inst = &self.inst;
+        inst.signal.stop();
+        self.gate.close();
+        self.tasks.stop();
+        self.pops.stop();
+        self.gate.wait_idle(inst.config.await_termination());
+        for (_, a) in lock(&self.table).drain() {
+            lock(&a.state).dropped = true;
+        }
+        inst.leave(&[], Instant::now() + inst.config.request_timeout());
+        inst.close();
+        join_until(threads, Instant::now() + Duration::from_secs(1));
+    }
+
     /// Asks a broker of `topic` (wire name) which queues to pop.
     fn query_assignment(&self, topic: &str) -> Result<(String, Vec<MessageQueueAssignment>)> {
         let inst = &self.inst;

@@ -440,26 +440,7 @@ mod tests {
     use super::*;
 
     fn msg(topic: &str, qid: i32, offset: i64) -> MessageExt {
-        MessageExt {
-            topic: topic.into(),
-            body: Vec::new(),
-            flag: 0,
-            properties: BTreeMap::new(),
-            store_size: 0,
-            body_crc: 0,
-            queue_id: qid,
-            queue_offset: offset,
-            commit_log_offset: 0,
-            sys_flag: 0,
-            born_timestamp: 0,
-            born_host: "127.0.0.1:1".parse().unwrap(),
-            store_timestamp: 0,
-            store_host: "127.0.0.1:2".parse().unwrap(),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            msg_id: String::new(),
-            offset_msg_id: String::new(),
-        }
+        crate::protocol::message::test_message(topic, qid, offset)
     }
 
     #[test]
