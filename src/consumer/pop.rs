@@ -773,6 +773,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn pop_consumer_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<PopConsumer>();
+    }
+
+    #[test]
     fn options_are_checked_and_delays_follow_java() {
         assert!(PopOptions::default().check().is_ok());
         assert!(PopOptions::default().invisible_time(Duration::from_secs(1)).check().is_err());
