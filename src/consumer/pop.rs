@@ -270,6 +270,10 @@ enum RunState {
 ///   and then acked; one popped with more reconsume times than the max goes
 ///   there without a listener call. (Java's remoting push consumer acks and
 ///   drops such a message instead.)
+/// - **Mode changes.** Later rebalances take whatever the broker assigns:
+///   if the group is switched back to pull mode while this consumer runs,
+///   it pops the queues the broker now assigns to it alone (Java's push
+///   consumer would pull them). `start` checks the mode once.
 /// - **Orderly pop** is not offered: Java's push consumer does not pop
 ///   orderly either (it rebalances orderly consumers itself).
 /// - NOTIFICATION is not used (Java's push consumer does not use it; the
@@ -681,7 +685,7 @@ impl Puller<Pops> for PopInner {
         let (mut unwanted, mut dead, mut wanted) = (Vec::new(), Vec::new(), Vec::new());
         for mut m in r.messages {
             m.topic = inst.config.without_namespace(&m.topic).to_string();
-            if !sub.as_ref().is_some_and(|s| s.matches_tag(m.tags())) {
+            if sub.as_ref().is_some_and(|s| !s.matches_tag(m.tags())) {
                 unwanted.push(m);
             } else if m.reconsume_times > max {
                 dead.push(m);
