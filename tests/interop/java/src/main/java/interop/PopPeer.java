@@ -34,9 +34,11 @@ public final class PopPeer {
         DefaultMQPushConsumer c = new DefaultMQPushConsumer(args[1]);
         c.setNamesrvAddr(Peer.namesrv());
         c.setInstanceName(Peer.unique("interop-java-pop"));
-        c.setClientRebalance(false);
+        // 5.x setters, called by name so that the peer also compiles against
+        // the 4.x client (tests/interop_java.rs builds it for the brokers' version).
+        c.getClass().getMethod("setClientRebalance", boolean.class).invoke(c, false);
+        c.getClass().getMethod("setPopBatchNums", int.class).invoke(c, 4);
         c.setConsumeFromWhere(ConsumeFromWhere.CONSUME_FROM_FIRST_OFFSET);
-        c.setPopBatchNums(4);
         c.subscribe(args[0], "*");
         AtomicLong last = new AtomicLong(0);
         c.registerMessageListener((MessageListenerConcurrently) (msgs, ctx) -> {
