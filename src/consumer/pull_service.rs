@@ -8,7 +8,8 @@
 //! decodes it and asks the owner (push or lite pull consumer) what to do and
 //! when to pull that queue again. Each queue has at most one pull scheduled
 //! or in flight, so every table here is bounded by the queues held (and
-//! those by the route limits).
+//! those by the route limits). What is sent is a [`Fetch`]: PULL_MESSAGE
+//! for the push and lite pull consumers, POP_MESSAGE for the pop consumer.
 //!
 //! [`Connection::invoke_async`]: crate::net::Connection::invoke_async
 
