@@ -78,9 +78,12 @@ fn more_consumers_than_queues_all_receive_messages() {
     create_topic(&topic, 1); // 2 queues in all
     switch_to_pop(&topic, &group);
     let seen: Seen = Arc::default();
-    let options = PopOptions::default().batch_size(4).invisible_time(Duration::from_secs(60));
+    // Each consumer holds at most (threshold 4 + batch 4) × 2 brokers
+    // messages and works them on 2 threads: none can take all 400.
+    let options = PopOptions::default().batch_size(4).threshold(4);
+    let slow = || consumer_config(&group).consume_from_where(ConsumeFromWhere::FirstOffset).consume_threads(2);
     let consumers: Vec<PopConsumer> =
-        (0..4).map(|i| recording(config(&group), &topic, i, &seen, options.clone())).collect();
+        (0..4).map(|i| recording(slow().build().unwrap(), &topic, i, &seen, options.clone())).collect();
     for c in &consumers {
         c.start().expect("start pop consumer");
         let assigned: BTreeSet<MessageQueue> = c.assignment().into_iter().collect();
