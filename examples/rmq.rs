@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rocketmq_blocking::broker::{BrokerClient, ClientConfig};
 use rocketmq_blocking::consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, LitePullConsumer,
-    PushConsumer,
+    PopConsumer, PopOptions, PushConsumer,
 };
 use rocketmq_blocking::producer::{Producer, ProducerConfig};
 use rocketmq_blocking::protocol::TopicRouteData;
@@ -141,6 +141,11 @@ Options:
   --timeout SECS       stop after SECS in all
   --idle SECS          stop after SECS without a message
   --format tsv|body    output format (default tsv)
+  --pop                push through pop consumption (RocketMQ 5.x): the brokers hand out
+                       messages instead of queues, so a group may have more consumers
+                       than queues; switch the group first with `mqadmin setConsumeMode
+                       -c CLUSTER -g GROUP -t TOPIC -m POP -q N` (else exit code 1)
+  --invisible-time SECS  --pop: messages not acked come back after SECS (5 to 300, default 60)
 
 Without --count, --timeout or --idle it runs until killed. Exit code 1 when
 --count was given and fewer messages came before --timeout or --idle.
@@ -290,6 +295,8 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("timeout", true),
             ("idle", true),
             ("format", true),
+            ("pop", false),
+            ("invisible-time", true),
         ],
         "request" => &[
             ("topic", true),
@@ -763,7 +770,19 @@ fn cmd_consume(opts: &Opts) -> Out<()> {
         .collect();
     let namesrv = opts.namesrv()?;
     let mut progress = Progress::new(opts, "consume", limits.count);
-    let received = if push {
+    let received = if opts.flag("pop") {
+        consume_pop(
+            topic,
+            &group,
+            &namesrv,
+            &tag,
+            start,
+            opts.seconds("invisible-time")?,
+            &limits,
+            &mut progress,
+            body_only,
+        )?
+    } else if push {
         consume_push(topic, &group, &namesrv, &tag, start, &limits, &mut progress, body_only)?
     } else {
         let queue = opts.queue(topic)?;
@@ -924,6 +943,54 @@ fn consume_push(
     let config = builder.build().or_else(|e| usage(e.to_string()))?;
     let consumer = PushConsumer::new(config)?;
     consumer.subscribe(topic, tag)?;
+    let consumed = print_consumed(limits, progress, body_only, |listener| {
+        consumer.register_concurrently(listener)?;
+        consumer.start()
+    });
+    consumer.shutdown();
+    consumed
+}
+
+/// A concurrent listener, for either push consumer.
+type Listener = Box<dyn Fn(&[MessageExt], &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus + Send + Sync>;
+
+/// `consume --pop`: a [`PopConsumer`] of `group`; the listener and the loop are `consume --mode push`'s.
+#[allow(clippy::too_many_arguments)]
+fn consume_pop(
+    topic: &str,
+    group: &str,
+    namesrv: &str,
+    tag: &str,
+    start: Option<Start>,
+    invisible: Option<Duration>,
+    limits: &Limits,
+    progress: &mut Progress,
+    body_only: bool,
+) -> Out<u64> {
+    let from =
+        if matches!(start, Some(Start::Begin)) { ConsumeFromWhere::FirstOffset } else { ConsumeFromWhere::LastOffset };
+    let config = ConsumerConfig::builder().group(group).namesrv_addr(namesrv).consume_from_where(from);
+    let config = config.build().or_else(|e| usage(e.to_string()))?;
+    let options = PopOptions::default()
+        .invisible_time(invisible.unwrap_or(rocketmq_blocking::broker::DEFAULT_POP_INVISIBLE_TIME));
+    let consumer = PopConsumer::with_options(config, options).or_else(|e| usage(e.to_string()))?;
+    consumer.subscribe(topic, tag)?;
+    let consumed = print_consumed(limits, progress, body_only, |listener| {
+        consumer.register_concurrently(listener)?;
+        consumer.start()
+    });
+    consumer.shutdown();
+    consumed
+}
+
+/// Starts a consumer with `start` and a listener that hands each message's
+/// line to this thread, which prints them until the limits end the run.
+fn print_consumed(
+    limits: &Limits,
+    progress: &mut Progress,
+    body_only: bool,
+    start: impl FnOnce(Listener) -> Result<(), Error>,
+) -> Out<u64> {
     // The listener formats on the consume threads and hands the lines to
     // this thread, which prints them. Messages beyond --count are handed
     // back (ReconsumeLater) so the group does not lose them.
@@ -931,7 +998,7 @@ fn consume_push(
     let tx = Mutex::new(tx);
     let taken = AtomicU64::new(0);
     let limit = limits.count.unwrap_or(u64::MAX);
-    consumer.register_concurrently(move |msgs: &[MessageExt], ctx: &mut ConsumeConcurrentlyContext| {
+    start(Box::new(move |msgs: &[MessageExt], ctx: &mut ConsumeConcurrentlyContext| {
         let n = msgs.len() as u64;
         if taken.fetch_add(n, Ordering::SeqCst) + n > limit {
             taken.fetch_sub(n, Ordering::SeqCst);
@@ -942,8 +1009,7 @@ fn consume_push(
             let _ = tx.send(format_message(body_only, &ctx.queue().broker_name, m));
         }
         ConsumeConcurrentlyStatus::ConsumeSuccess
-    })?;
-    consumer.start()?;
+    }))?;
     let (mut received, mut last) = (0u64, Instant::now());
     while let Some(wait) = limits.wait(received, last) {
         if let Ok(line) = rx.recv_timeout(wait) {
@@ -953,7 +1019,6 @@ fn consume_push(
         }
         progress.tick(received, 0);
     }
-    consumer.shutdown();
     Ok(received)
 }
 

@@ -430,6 +430,21 @@ pub enum Error {
         /// Why none could be chosen.
         reason: String,
     },
+    /// Pop consumption is not available: the broker does not know pop
+    /// (4.x answers QUERY_ASSIGNMENT with REQUEST_CODE_NOT_SUPPORTED), or
+    /// the group is not switched to pop for the topic
+    /// (`mqadmin setConsumeMode -c <cluster> -g <group> -t <topic> -m POP`).
+    #[error("pop consumption of topic {topic:?} by group {group:?} is not available on {addr}: {reason}")]
+    PopNotAvailable {
+        /// The topic.
+        topic: String,
+        /// The consumer group.
+        group: String,
+        /// The broker asked.
+        addr: String,
+        /// Why: the broker's answer, or the group's request mode.
+        reason: String,
+    },
     /// A send failed on every attempt; each attempt's error is kept, in order.
     #[error("send failed after {} attempt(s): {}", attempts.len(), list_attempts(attempts))]
     SendFailed {

@@ -1,5 +1,6 @@
 //! Consumers: [`LitePullConsumer`] (you poll) and [`PushConsumer`] (a
-//! listener is called), with the Java client's semantics.
+//! listener is called), with the Java client's semantics; and
+//! [`PopConsumer`] (5.x: the broker hands out messages, not queues).
 //!
 //! - **At-least-once.** The offset committed for a queue is the smallest
 //!   offset not yet processed, so a restart or a rebalance may deliver a
@@ -53,6 +54,7 @@ mod config;
 mod instance;
 mod lite_pull;
 mod offset_store;
+mod pop;
 mod pull_service;
 mod push;
 mod rebalance;
@@ -67,6 +69,10 @@ pub use allocate::{AllocateStrategy, DEFAULT_VIRTUAL_NODES};
 pub use config::*;
 pub use lite_pull::LitePullConsumer;
 pub use offset_store::{LocalOffsetStore, OFFSET_FILE_NAME};
+pub use pop::{
+    PopConsumer, PopOptions, DEFAULT_POP_BATCH_SIZE, DEFAULT_POP_THRESHOLD, MAX_POP_INVISIBLE_TIME,
+    MIN_POP_INVISIBLE_TIME,
+};
 pub use push::PushConsumer;
 
 use crate::error::{Error, Result};

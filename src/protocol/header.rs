@@ -87,6 +87,8 @@ macro_rules! ext_header {
     };
 }
 
+pub(crate) use ext_header;
+
 ext_header! {
     /// SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE request header (short names).
     pub struct SendMessageRequestHeaderV2 {

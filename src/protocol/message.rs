@@ -839,6 +839,31 @@ impl MessageQueue {
     }
 }
 
+/// A stored message for unit tests: this topic, queue and offset, the rest empty.
+#[cfg(test)]
+pub(crate) fn test_message(topic: &str, queue_id: i32, queue_offset: i64) -> MessageExt {
+    MessageExt {
+        topic: topic.into(),
+        body: Vec::new(),
+        flag: 0,
+        properties: BTreeMap::new(),
+        store_size: 0,
+        body_crc: 0,
+        queue_id,
+        queue_offset,
+        commit_log_offset: 0,
+        sys_flag: 0,
+        born_timestamp: 0,
+        born_host: "127.0.0.1:1".parse().expect("address"),
+        store_timestamp: 0,
+        store_host: "[::1]:2".parse().expect("address"),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        msg_id: String::new(),
+        offset_msg_id: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -908,26 +933,10 @@ mod tests {
     }
 
     fn stored(body: Vec<u8>, sys_flag: i32) -> MessageExt {
-        MessageExt {
-            topic: "T".into(),
-            body,
-            flag: 0,
-            properties: BTreeMap::new(),
-            store_size: 0,
-            body_crc: 0,
-            queue_id: 0,
-            queue_offset: 0,
-            commit_log_offset: 0,
-            sys_flag,
-            born_timestamp: 0,
-            born_host: "127.0.0.1:1".parse().unwrap(),
-            store_timestamp: 0,
-            store_host: "[::1]:2".parse().unwrap(),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            msg_id: String::new(),
-            offset_msg_id: String::new(),
-        }
+        let mut m = test_message("T", 0, 0);
+        m.body = body;
+        m.sys_flag = sys_flag;
+        m
     }
 
     #[test]
