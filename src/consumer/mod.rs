@@ -275,9 +275,9 @@ pub(crate) use crate::threads::spawn;
 
 /// Listener calls in progress, and the switch that stops new ones.
 ///
-/// A thread enters before calling the listener and leaves (by dropping the
-/// pass) after recording the outcome; `close` makes `enter` fail, so no
-/// message reaches the listener once shutdown began.
+/// A consume thread enters before taking a task and leaves (by dropping
+/// the pass) after recording the outcome; `close` makes `enter` fail, so no
+/// task is taken once shutdown began, and a task taken is run to the end.
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
     state: Mutex<GateState>,

@@ -7,6 +7,7 @@ pub mod fault_proxy;
 pub mod java;
 pub mod peer;
 pub mod responder;
+pub mod restart;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
