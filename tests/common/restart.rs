@@ -64,12 +64,12 @@ pub fn restart_rounds(
     })
 }
 
-fn rounds_of(
+fn rounds_of<F: Fn(&str, Arc<Tally>) -> Box<dyn FnOnce()>>(
     group: &str,
     rounds: usize,
     per_round: usize,
     bound: usize,
-    start: &dyn Fn(&str, Arc<Tally>) -> Box<dyn FnOnce()>,
+    start: &F,
 ) -> Vec<usize> {
     let mut processed: HashSet<String> = HashSet::new();
     let mut counts = Vec::new();
