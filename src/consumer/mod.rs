@@ -1,5 +1,6 @@
 //! Consumers: [`LitePullConsumer`] (you poll) and [`PushConsumer`] (a
-//! listener is called), with the Java client's semantics.
+//! listener is called), with the Java client's semantics; and
+//! [`PopConsumer`] (5.x: the broker hands out messages, not queues).
 //!
 //! - **At-least-once.** The offset committed for a queue is the smallest
 //!   offset not yet processed, so a restart or a rebalance may deliver a
@@ -60,7 +61,8 @@
 //!    `instance`, `offset_store`, `owner`, `signal`;
 //! 4. push only: `process_queue` → `config`; `work_queue` (consume pool,
 //!    gate) → `process_queue`, `owner`;
-//! 5. `push` and `lite_pull`, the two consumers, on top.
+//! 5. the consumers on top: `push`, `lite_pull`, `pop` (the pop consumer
+//!    also uses the `work_queue` gate).
 
 mod allocate;
 mod config;
@@ -69,6 +71,7 @@ mod listener;
 mod lite_pull;
 mod offset_store;
 mod owner;
+mod pop;
 mod process_queue;
 mod pull_service;
 mod push;
@@ -83,6 +86,10 @@ pub use config::*;
 pub use listener::*;
 pub use lite_pull::LitePullConsumer;
 pub use offset_store::{LocalOffsetStore, OFFSET_FILE_NAME};
+pub use pop::{
+    PopConsumer, PopOptions, DEFAULT_POP_BATCH_SIZE, DEFAULT_POP_THRESHOLD, MAX_POP_INVISIBLE_TIME,
+    MIN_POP_INVISIBLE_TIME,
+};
 pub use push::PushConsumer;
 pub use selector::MessageSelector;
 

@@ -36,6 +36,12 @@ pub(crate) trait QueueOwner: Send + Sync {
     fn consume_directly(&self, _msg: MessageExt, _broker_name: &str, _reply: DirectReply) -> bool {
         false
     }
+    /// The queues the broker assigned for `topic`, for a consumer that asks
+    /// it (the pop consumer; `Some(None)`: not known now, keep the current
+    /// ones); `None` (the default): the rebalance allocates them here.
+    fn broker_assignment(&self, _topic: &str) -> Option<Option<BTreeSet<MessageQueue>>> {
+        None
+    }
 }
 
 /// Answers a CONSUME_MESSAGE_DIRECTLY request once the listener returned.

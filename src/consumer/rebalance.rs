@@ -59,7 +59,8 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         if inst.signal.is_stopped() {
             return;
         }
-        let Some(desired) = desired_queues(inst, &sub.topic) else { continue };
+        let desired = owner.broker_assignment(&sub.topic).unwrap_or_else(|| desired_queues(inst, &sub.topic));
+        let Some(desired) = desired else { continue };
         let held = owner.held(&sub.topic);
         if held != desired {
             log_info!("rebalance: group={} topic={} held={} now={}", inst.group, sub.topic, held.len(), desired.len());

@@ -35,9 +35,6 @@ impl Tally {
     }
 }
 
-/// Stops the consumer of a round (its `shutdown`).
-pub type Stop = Box<dyn FnOnce()>;
-
 /// Sends `per_queue` messages (bodies `q<i>-<n>`) to each of `queues`.
 pub fn fill(queues: &[MessageQueue], per_queue: usize) {
     for (i, q) in queues.iter().enumerate() {
@@ -59,7 +56,7 @@ pub fn restart_rounds(
     rounds: usize,
     per_round: usize,
     bound: usize,
-    start: impl Fn(&str, Arc<Tally>) -> Stop + Sync,
+    start: impl Fn(&str, Arc<Tally>) -> Box<dyn FnOnce()> + Sync,
 ) -> Vec<Vec<usize>> {
     std::thread::scope(|s| {
         let loops: Vec<_> = groups.iter().map(|g| s.spawn(|| rounds_of(g, rounds, per_round, bound, &start))).collect();
@@ -67,12 +64,12 @@ pub fn restart_rounds(
     })
 }
 
-fn rounds_of(
+fn rounds_of<F: Fn(&str, Arc<Tally>) -> Box<dyn FnOnce()>>(
     group: &str,
     rounds: usize,
     per_round: usize,
     bound: usize,
-    start: &dyn Fn(&str, Arc<Tally>) -> Stop,
+    start: &F,
 ) -> Vec<usize> {
     let mut processed: HashSet<String> = HashSet::new();
     let mut counts = Vec::new();
