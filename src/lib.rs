@@ -210,7 +210,7 @@ pub mod broker;
 pub mod consumer;
 mod env;
 pub mod error;
-mod namespace;
+pub mod namespace;
 pub mod namesrv;
 pub mod net;
 pub mod producer;

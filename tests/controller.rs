@@ -45,12 +45,7 @@ fn store_addr(offset_msg_id: &str) -> Option<SocketAddr> {
 /// broker-a's replicas in the name server's route: id → address.
 fn replicas(topic: &str) -> BTreeMap<i64, String> {
     let route = namesrv().topic_route(topic).expect("route");
-    route
-        .broker_datas
-        .iter()
-        .find(|b| b.broker_name == "broker-a")
-        .map(|b| b.broker_addrs.clone())
-        .unwrap_or_default()
+    route.broker_datas.iter().find(|b| b.broker_name == "broker-a").map(|b| b.broker_addrs.clone()).unwrap_or_default()
 }
 
 /// The harness's process name for a replica address (port 20911 + offset
@@ -154,7 +149,9 @@ fn master_killed_the_controller_promotes_the_slave_and_the_client_follows() {
                 while !stop.load(Ordering::SeqCst) {
                     let body = format!("c-{}", next.fetch_add(1, Ordering::SeqCst));
                     match p.send(&Message::new(&topic, body.clone())) {
-                        Ok(r) if r.status == SendStatus::SendOk => acked.lock().unwrap().push((body, r, Instant::now())),
+                        Ok(r) if r.status == SendStatus::SendOk => {
+                            acked.lock().unwrap().push((body, r, Instant::now()))
+                        }
                         Ok(_) | Err(_) => {
                             failed.fetch_add(1, Ordering::Relaxed);
                         }
@@ -208,7 +205,8 @@ fn master_killed_the_controller_promotes_the_slave_and_the_client_follows() {
     // The old master comes back: it rejoins as a slave under its own id.
     drop(restart); // start-broker: waits until it is registered
     let after = wait_for(Duration::from_secs(60), "the old master registered as a slave", || {
-        Some(replicas(&topic)).filter(|r| r.get(&0) == Some(&promoted) && r.iter().any(|(id, a)| *id != 0 && *a == old_master))
+        Some(replicas(&topic))
+            .filter(|r| r.get(&0) == Some(&promoted) && r.iter().any(|(id, a)| *id != 0 && *a == old_master))
     });
     println!("broker-a after the old master's restart: {after:?}");
     // The producer keeps sending to the new master (the old one, a slave

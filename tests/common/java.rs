@@ -112,16 +112,22 @@ pub fn build_peer(dir: &str, version: &str, extra: &[&str]) -> String {
 /// Runs `interop.Interop ARGS` on class path `cp` with the harness's name
 /// server and `env`, and returns its stdout lines starting with `tag|`.
 pub fn run_interop(cp: &str, args: &[&str], env: &[(&str, &str)], tag: &str) -> Vec<String> {
+    run_class(cp, "interop.Interop", args, env, tag)
+}
+
+/// Runs the Java peer's class `class` (e.g. `interop.NamespacePeer`) like
+/// [`run_interop`] and returns its stdout lines starting with `tag|`.
+pub fn run_class(cp: &str, class: &str, args: &[&str], env: &[(&str, &str)], tag: &str) -> Vec<String> {
     let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-java-logs");
     let mut java = Command::new("java");
     java.arg("-cp")
         .arg(cp)
         .arg(format!("-Drocketmq.log.root={}", logs.display()))
-        .arg("interop.Interop")
+        .arg(class)
         .args(args)
         .env("ROCKETMQ_NAMESRV_ADDR", super::namesrv_addr())
         .envs(env.iter().copied());
-    let out = run_bounded(java, RUN_LIMIT, &format!("java interop.Interop {}", args.join(" ")));
+    let out = run_bounded(java, RUN_LIMIT, &format!("java {class} {}", args.join(" ")));
     let prefix = format!("{tag}|");
     let lines: Vec<String> = out.stdout.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect();
     assert!(!lines.is_empty(), "no {tag} lines from the Java peer.\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);

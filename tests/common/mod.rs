@@ -6,6 +6,7 @@
 pub mod fault_proxy;
 pub mod java;
 pub mod peer;
+pub mod rmq;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
