@@ -551,32 +551,30 @@ fn client_config(opts: &Opts) -> Out<ClientConfig> {
     builder.build().or_else(|e| usage(e.to_string()))
 }
 
+/// `$builder` (a producer or consumer config builder) with --namespace
+/// and the credentials.
+macro_rules! with_client_settings {
+    ($opts:expr, $builder:expr) => {{
+        let mut builder = $builder;
+        if let Some(ns) = $opts.get("namespace").filter(|ns| !ns.is_empty()) {
+            builder = builder.namespace(ns);
+        }
+        #[cfg(feature = "acl")]
+        if let Some(c) = $opts.credentials()? {
+            builder = builder.credentials(c);
+        }
+        #[cfg(not(feature = "acl"))]
+        $opts.credentials()?;
+        builder
+    }};
+}
+
 fn producer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::producer::ProducerConfigBuilder> {
-    let mut builder = ProducerConfig::builder().group(group).namesrv_addr(opts.namesrv()?);
-    if let Some(ns) = opts.get("namespace").filter(|ns| !ns.is_empty()) {
-        builder = builder.namespace(ns);
-    }
-    #[cfg(feature = "acl")]
-    if let Some(c) = opts.credentials()? {
-        builder = builder.credentials(c);
-    }
-    #[cfg(not(feature = "acl"))]
-    opts.credentials()?;
-    Ok(builder)
+    Ok(with_client_settings!(opts, ProducerConfig::builder().group(group).namesrv_addr(opts.namesrv()?)))
 }
 
 fn consumer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::consumer::ConsumerConfigBuilder> {
-    let mut builder = ConsumerConfig::builder().group(group).namesrv_addr(opts.namesrv()?);
-    if let Some(ns) = opts.get("namespace").filter(|ns| !ns.is_empty()) {
-        builder = builder.namespace(ns);
-    }
-    #[cfg(feature = "acl")]
-    if let Some(c) = opts.credentials()? {
-        builder = builder.credentials(c);
-    }
-    #[cfg(not(feature = "acl"))]
-    opts.credentials()?;
-    Ok(builder)
+    Ok(with_client_settings!(opts, ConsumerConfig::builder().group(group).namesrv_addr(opts.namesrv()?)))
 }
 // ---- end of namespace and credentials -------------------------------------
 

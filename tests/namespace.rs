@@ -168,25 +168,12 @@ fn rmq_with_a_namespace() {
     let route = with_ns(&["route", "--topic", &topic]);
     assert_eq!(route.lines().count(), 3, "header and two brokers: {route}");
     // consume (pull, and push with a group that commits).
-    let out = with_ns(&["consume", "--topic", &topic, "--count", "6", "--timeout", "60", "--format", "body"]);
+    let mut args = vec!["consume", "--topic", &topic, "--count", "6", "--timeout", "60", "--format", "body"];
+    let out = with_ns(&args);
     assert_eq!(out.lines().map(str::to_string).collect::<BTreeSet<_>>(), want);
     let group = unique("rmq_ns_cg");
-    let out = with_ns(&[
-        "consume",
-        "--topic",
-        &topic,
-        "--mode",
-        "push",
-        "--group",
-        &group,
-        "--from-begin",
-        "--count",
-        "6",
-        "--timeout",
-        "60",
-        "--format",
-        "body",
-    ]);
+    args.extend(["--mode", "push", "--group", &group, "--from-begin"]);
+    let out = with_ns(&args);
     assert_eq!(out.lines().map(str::to_string).collect::<BTreeSet<_>>(), want);
     await_offsets_committed(&format!("{ns}%{group}"), &wire);
     let offsets = with_ns(&["offsets", "--topic", &topic, "--group", &group]);

@@ -439,7 +439,7 @@ controllerThreadPoolNums=4
 enableElectUncleanMaster=false
 notifyBrokerRoleChanged=true
 CONF
-  local b port
+  local b
   rm -f "$RUN"/broker-?-s.conf
   for b in "${BROKERS[@]}"; do
     cat >>"$RUN/$b.conf" <<CONF
@@ -451,16 +451,7 @@ brokerRole=SLAVE
 allAckInSyncStateSet=true
 slaveReadEnable=true
 CONF
-    port=$(port_of "$b-s")
-    mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
-    write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
-    { cat "$RUN/$b.conf"; cat <<CONF
-# second replica of $b
-listenPort=$port
-storePathRootDir=$RUN/store-$b-s
-storePathCommitLog=$RUN/store-$b-s/commitlog
-CONF
-    } >"$RUN/$b-s.conf"
+    write_second_replica "$b" "# second replica of $b"
   done
   touch "$RUN/slaves.on" "$RUN/controller.on"
 }
@@ -561,12 +552,27 @@ broker_members() {
 # A running cluster started without slaves does not grow them on `start`.
 replicas_match() { [ "${ROCKETMQ_SLAVES:-0}" != 1 ] || slaves_on; }
 
+# write_second_replica NAME LINES: NAME-s.conf, NAME's config with LINES and
+# its own port (port_of NAME-s) and store appended.
+write_second_replica() {
+  local b=$1 port
+  port=$(port_of "$b-s")
+  mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
+  write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
+  { cat "$RUN/$b.conf"; printf '%s\n' "$2"; cat <<CONF
+listenPort=$port
+storePathRootDir=$RUN/store-$b-s
+storePathCommitLog=$RUN/store-$b-s/commitlog
+CONF
+  } >"$RUN/$b-s.conf"
+}
+
 # Options appended to the broker configs (the last value of a key wins):
 # brokers re-register every 10 s (the least the broker allows) so a
 # restarted name server knows them again quickly; the masters' role; the
 # slaves' configs (a master's config with its own id, ports and store).
 write_ops_configs() {
-  local role=${ROCKETMQ_BROKER_ROLE:-ASYNC_MASTER} b port
+  local role=${ROCKETMQ_BROKER_ROLE:-ASYNC_MASTER} b
   case "$role" in ASYNC_MASTER | SYNC_MASTER) ;; *) die "ROCKETMQ_BROKER_ROLE must be ASYNC_MASTER or SYNC_MASTER, not $role" ;; esac
   rm -f "$RUN/slaves.on" "$RUN"/broker-?-s.conf
   for b in "${BROKERS[@]}"; do
@@ -577,21 +583,12 @@ write_ops_configs() {
     if [ "$role" = SYNC_MASTER ]; then printf 'inSyncReplicas=2\n' >>"$RUN/$b.conf"; fi
     [ "${ROCKETMQ_SLAVES:-0}" = 1 ] || continue
     printf 'slaveReadEnable=true\n' >>"$RUN/$b.conf"
-    port=$(port_of "$b-s")
-    mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
-    write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
     # The slave learns its master's HA address (brokerIP2 and the master's
     # listen port + 1) from the name server when it registers (on 5.5.0,
     # with haMasterAddress set instead, its HA client tried "null").
-    { cat "$RUN/$b.conf"; cat <<CONF
-# slave of $b
+    write_second_replica "$b" "# slave of $b
 brokerId=1
-brokerRole=SLAVE
-listenPort=$port
-storePathRootDir=$RUN/store-$b-s
-storePathCommitLog=$RUN/store-$b-s/commitlog
-CONF
-    } >"$RUN/$b-s.conf"
+brokerRole=SLAVE"
   done
   if [ "${ROCKETMQ_SLAVES:-0}" = 1 ]; then touch "$RUN/slaves.on"; fi
 }
