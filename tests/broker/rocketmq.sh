@@ -325,7 +325,7 @@ start_namesrv() {
     org.apache.rocketmq.namesrv.NamesrvStartup -c "$RUN/namesrv.conf" >"$RUN/namesrv.out" 2>&1 &
   echo $! >"$RUN/namesrv.pid"
   await_exec namesrv
-  wait_until 60 "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
+  wait_until "$START_TIMEOUT" "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
 }
 
 # The name server's cluster info, asked with one raw GET_BROKER_CLUSTER_INFO
