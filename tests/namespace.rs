@@ -20,6 +20,10 @@ use rocketmq_blocking::consumer::{
 use rocketmq_blocking::producer::LocalTransactionState;
 use rocketmq_blocking::{Message, MessageExt, MessageQueue, TransactionProducer};
 
+/// Sends to freshly started brokers on a busy 2-core machine may be slow
+/// (the Testing preset's 2 s is for warm ones).
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Deliveries seen by a listener: (body, topic as the user saw it, reconsume times).
 type Deliveries = Arc<Mutex<Vec<(String, String, i32)>>>;
 
@@ -51,7 +55,11 @@ fn producer_consumers_transactions_retry_and_dlq_use_the_namespace() {
     // Producer and transactions with the namespace.
     let pg = unique("ns_pg");
     let listener = |_: &MessageExt| LocalTransactionState::CommitMessage;
-    let tp = TransactionProducer::new(producer_config(&pg).namespace(&ns).build().unwrap(), listener).unwrap();
+    let tp = TransactionProducer::new(
+        producer_config(&pg).namespace(&ns).send_timeout(SEND_TIMEOUT).build().unwrap(),
+        listener,
+    )
+    .unwrap();
     tp.start().unwrap();
     let mut sent: BTreeSet<String> = BTreeSet::new();
     for i in 0..20 {
@@ -195,8 +203,10 @@ fn the_java_client_with_the_same_namespace_reads_ours_and_we_read_its() {
     create_topic(&wire, 2);
 
     // Ours → Java's DefaultMQPushConsumer with setNamespace.
-    let p =
-        rocketmq_blocking::Producer::new(producer_config(&unique("jns_pg")).namespace(&ns).build().unwrap()).unwrap();
+    let p = rocketmq_blocking::Producer::new(
+        producer_config(&unique("jns_pg")).namespace(&ns).send_timeout(SEND_TIMEOUT).build().unwrap(),
+    )
+    .unwrap();
     p.start().unwrap();
     let ours: BTreeSet<String> = (0..10).map(|i| format!("rust-ns-{i}")).collect();
     for b in &ours {

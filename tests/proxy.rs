@@ -260,7 +260,11 @@ fn transactions_through_the_proxy_are_decided_by_the_check_back() {
             LocalTransactionState::CommitMessage
         }
     };
-    let config = producer_config(&unique("proxy_tx_pg")).namesrv_addr(&proxy).build().unwrap();
+    let config = producer_config(&unique("proxy_tx_pg"))
+        .namesrv_addr(&proxy)
+        .send_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
     let tp = TransactionProducer::new(config, listener).unwrap();
     tp.start().unwrap();
     let local = [
