@@ -138,6 +138,7 @@
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
 //! | [`error`] | [`Error`] and [`ProtocolError`] |
+//! | [`namespace`] | Java's namespace rules (`ns%topic`, `%RETRY%ns%group`) for direct broker calls; producers and consumers apply them themselves |
 //! | `acl` | `Credentials` and request signatures for brokers with access control (`acl` feature) |
 //!
 //! # Threads
@@ -215,7 +216,7 @@ pub mod broker;
 pub mod consumer;
 mod env;
 pub mod error;
-mod namespace;
+pub mod namespace;
 pub mod namesrv;
 pub mod net;
 pub mod producer;

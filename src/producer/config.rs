@@ -241,8 +241,8 @@ impl ProducerConfig {
         crate::namespace::wrap(self.namespace.as_deref(), name)
     }
 
-    /// `name` without the namespace prefix.
-    pub fn without_namespace<'a>(&self, name: &'a str) -> &'a str {
+    /// `name` without the namespace prefix (`%RETRY%ns%g` becomes `%RETRY%g`, as in Java).
+    pub fn without_namespace<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
         crate::namespace::unwrap(self.namespace.as_deref(), name)
     }
 }

@@ -8,6 +8,7 @@ pub mod java;
 pub mod peer;
 pub mod responder;
 pub mod restart;
+pub mod rmq;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
