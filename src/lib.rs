@@ -216,6 +216,7 @@ pub mod net;
 pub mod producer;
 pub mod protocol;
 mod threads;
+pub mod trace;
 pub mod validate;
 
 pub use broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus, SendResult, SendStatus};

@@ -350,6 +350,7 @@ struct PushInner {
     pulls: PullService<Arc<ProcessQueue>>,
     retry_topic: String,
     consume_timestamp_ms: AtomicI64,
+    trace: Option<crate::trace::Tracer>,
 }
 
 enum RunState {
@@ -403,6 +404,7 @@ impl PushConsumer {
         let inst = Arc::new(Instance::new(config, ConsumeType::Push)?);
         let store = OffsetStore::new(&inst)?;
         let inner = PushInner {
+            trace: crate::trace::Tracer::for_consumer(&inst.config)?,
             retry_topic: retry_topic(&inst.group),
             inst,
             store,
@@ -499,6 +501,9 @@ impl PushConsumer {
 
         let mut threads = Vec::new();
         let mut started = || -> Result<()> {
+            if let Some(t) = &inner.trace {
+                t.start()?;
+            }
             for _ in 0..inst.config.consume_threads() {
                 let me = Arc::clone(inner);
                 threads.push(spawn("consume", move || me.worker_loop())?);
@@ -563,6 +568,9 @@ impl PushConsumer {
         inst.leave(&unlock, deadline);
         inst.close();
         join_until(threads, Instant::now() + Duration::from_secs(1));
+        if let Some(t) = &inner.trace {
+            t.shutdown();
+        }
     }
 }
 
@@ -599,8 +607,14 @@ impl PushInner {
         }
         let Some(pass) = self.gate.enter() else { return };
         let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
-        let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)))
-            .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
+        let traced = self.trace.as_ref().and_then(|t| t.consume_before(&msgs));
+        let outcome = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)));
+        crate::trace::consumed(
+            &self.trace,
+            traced,
+            outcome.as_ref().ok().map(|s| *s == ConsumeConcurrentlyStatus::ConsumeSuccess),
+        );
+        let status = outcome.unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
         lock(&pq.state).last_consume_ms = now_ms();
         let mut again = Vec::new();
         if status == ConsumeConcurrentlyStatus::ReconsumeLater && self.inst.clustering() {
@@ -657,8 +671,14 @@ impl PushInner {
             let Some(pass) = self.gate.enter() else { return };
             let Some(batch) = pq.begin_consume(config.consume_batch_size()) else { return };
             let mut ctx = ConsumeOrderlyContext { queue: pq.user_mq.clone(), suspend: None };
-            let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)))
-                .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
+            let traced = self.trace.as_ref().and_then(|t| t.consume_before(&batch));
+            let outcome = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)));
+            crate::trace::consumed(
+                &self.trace,
+                traced,
+                outcome.as_ref().ok().map(|s| *s == ConsumeOrderlyStatus::Success),
+            );
+            let status = outcome.unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
             let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
             lock(&pq.state).last_consume_ms = now_ms();
             let done = match status {

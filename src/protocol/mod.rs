@@ -10,6 +10,7 @@ pub mod frame;
 pub mod header;
 pub mod message;
 pub mod route;
+pub mod trace;
 
 pub use codes::{request, LanguageCode, ResponseCode};
 pub use frame::{
