@@ -137,6 +137,7 @@
 //! | [`namesrv`] | [`NameServerClient`]: topic routes, cluster info, topic creation |
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
+//! | [`trace`] | message traces in Java's format: `enable_trace` on the configs, the trace thread, [`trace::query_traces`] |
 //! | [`error`] | [`Error`] and [`ProtocolError`] |
 //! | `acl` | `Credentials` and request signatures for brokers with access control (`acl` feature) |
 //!
@@ -152,6 +153,7 @@
 //! | `rocketmq-producer-<n>` | [`Producer::start`], one per producer: route refresh and heartbeats | [`Producer::shutdown`] or `Drop` sets its stop flag, wakes its `Condvar` and closes the name server and broker connections (a request it waits on fails at once); joined |
 //! | `rocketmq-async-<n>` | [`Producer::start`], `async_threads` of them (default 4): run `send_async` | `shutdown` closes their queue (waiting sends get `NotRunning`); joined |
 //! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue and abandons the checks still queued; it sees that within 200 ms; joined within 1 s |
+//! | `rocketmq-trace-<n>` | [`Producer::start`] / [`consumer::PushConsumer::start`] when the config's `enable_trace` is on, one per traced producer or consumer ([`trace`]): sends the trace records in batches (its trace producer opens `rocketmq-conn` connections of its own); none when tracing is off | the owner's `shutdown` (or `Drop`) sets its stop flag and wakes its `Condvar`; it sends what waits for at most 400 ms ([`trace::TRACE_SHUTDOWN_FLUSH`]), its trace producer is shut (a send in flight fails at once); joined within a second |
 //! | `rocketmq-health-<n>` | [`broker::BrokerManager::start`], one per manager | [`broker::BrokerManager::shutdown`] or `Drop` of the manager wakes it (a `Condvar`, within a second even mid-interval) and joins it |
 //!
 //! No thread count depends on what a peer announces: a consumer's threads
@@ -169,6 +171,8 @@
 //! | inflated (zlib) bytes | 64 MiB per message ([`protocol::message::MAX_INFLATED_BODY`]) and per pull response ([`protocol::message::MAX_INFLATED_PER_RESPONSE`]), inflated incrementally | [`Error::Protocol`] with [`ProtocolError::InflateLimit`] |
 //! | transaction check-backs waiting for the listener | 2,000 ([`producer::DEFAULT_CHECK_QUEUE`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue` |
 //! | bytes of the half messages of those check-backs (received + inflated) | 64 MiB ([`producer::DEFAULT_CHECK_QUEUE_BYTES`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue_bytes` |
+//! | trace records waiting for the trace thread, per traced producer or consumer | 2,048 ([`trace::TRACE_QUEUE`]); more are dropped and counted, never blocking a send or a listener call | [`trace::TraceStats::dropped`] |
+//! | one trace message | sent once its body reaches 128,000 bytes ([`trace::TRACE_MAX_MESSAGE_BYTES`]); a batch is at most 10 records ([`trace::TRACE_BATCH`]) | [`trace`] |
 //! | async sends waiting for a thread | 10,000 ([`producer::DEFAULT_ASYNC_QUEUE`]); `send_async` then blocks | [`ProducerConfig`]`::async_queue` |
 //! | consumer pull threads | 2 ([`consumer::DEFAULT_PULL_THREADS`]), whatever the number of queues | [`ConsumerConfig::pull_threads`] |
 //! | messages pulled and not yet consumed, per queue | 1,000 messages or 100 MiB: pulling pauses | [`ConsumerConfig::pull_threshold_for_queue`], [`ConsumerConfig::pull_threshold_size_for_queue`] |
@@ -183,6 +187,8 @@
 //! | [`NameServerClient`] requests | its timeout, across every address together |
 //! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
 //! | [`Producer::shutdown`] | 500 ms for the unregisters ([`producer::SHUTDOWN_UNREGISTER_WAIT`], all brokers at once) + up to 1 s to join |
+//! | [`Producer::shutdown`] / consumer `shutdown` with `enable_trace` | + 1 s for the trace thread (400 ms to send what waits, then the trace producer's unregister, at most 500 ms) |
+//! | [`trace::query_traces`] | the client's request timeout per broker of the trace topic, plus one name server request |
 //! | [`TransactionProducer::shutdown`] | the producer's, + 1 s for the check-back thread (queued checks abandoned) |
 //! | consumer `start` | one request timeout (heartbeats to every broker at once) |
 //! | consumer `shutdown` | the await-termination bound for a running listener call + one request timeout (offsets, unlocks, unregisters to every broker at once) + 1 s to join |

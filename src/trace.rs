@@ -26,6 +26,23 @@
 //! waits within [`TRACE_SHUTDOWN_FLUSH`]; the rest is counted as dropped.
 //!
 //! Read traces back with [`query_traces`] (what `rmq trace --msg-id` does).
+//!
+//! ```no_run
+//! use rocketmq_blocking::producer::{Producer, ProducerConfig};
+//! use rocketmq_blocking::trace::{query_traces, DEFAULT_TRACE_TOPIC};
+//! use rocketmq_blocking::{ClientConfig, Message, NameServerClient};
+//!
+//! let config = ProducerConfig::builder().group("pg").namesrv_addr("127.0.0.1:9876").enable_trace(true).build()?;
+//! let producer = Producer::new(config)?;
+//! producer.start()?;
+//! let sent = producer.send(&Message::new("Orders", "order #1"))?;
+//! producer.shutdown(); // sends the records still waiting
+//! let ns = NameServerClient::new("127.0.0.1:9876")?;
+//! for hop in query_traces(&ns, &ClientConfig::default(), DEFAULT_TRACE_TOPIC, &sent.msg_id, 64)? {
+//!     println!("{} by {} at {}", hop.record.trace_type.name(), hop.record.group, hop.record.timestamp_ms);
+//! }
+//! # Ok::<(), rocketmq_blocking::Error>(())
+//! ```
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -95,6 +112,28 @@ pub(crate) struct TraceSettings<'a> {
     pub credentials: Option<&'a crate::acl::Credentials>,
 }
 
+/// `Ok(None)` when the config `$c` (producer or consumer: same getters)
+/// leaves tracing off, else its tracer.
+macro_rules! tracer_for {
+    ($c:expr, $kind:expr) => {{
+        let c = $c;
+        if !c.enable_trace() {
+            return Ok(None);
+        }
+        Tracer::new(TraceSettings {
+            kind: $kind,
+            group: c.group(),
+            topic: c.trace_topic(),
+            namesrv_addr: c.namesrv_addr(),
+            namespace: c.namespace(),
+            route_limits: c.route_limits(),
+            #[cfg(feature = "acl")]
+            credentials: c.credentials(),
+        })
+        .map(Some)
+    }};
+}
+
 static TRACER_SEQ: AtomicUsize = AtomicUsize::new(1);
 
 #[derive(Default)]
@@ -155,38 +194,12 @@ pub(crate) struct ConsumeTrace {
 impl Tracer {
     /// The tracer of a producer whose config enables it.
     pub(crate) fn for_producer(c: &ProducerConfig) -> Result<Option<Tracer>> {
-        if !c.enable_trace() {
-            return Ok(None);
-        }
-        Tracer::new(TraceSettings {
-            kind: TraceKind::Produce,
-            group: c.group(),
-            topic: c.trace_topic(),
-            namesrv_addr: c.namesrv_addr(),
-            namespace: c.namespace(),
-            route_limits: c.route_limits(),
-            #[cfg(feature = "acl")]
-            credentials: c.credentials(),
-        })
-        .map(Some)
+        tracer_for!(c, TraceKind::Produce)
     }
 
     /// The tracer of a consumer whose config enables it.
     pub(crate) fn for_consumer(c: &crate::ConsumerConfig) -> Result<Option<Tracer>> {
-        if !c.enable_trace() {
-            return Ok(None);
-        }
-        Tracer::new(TraceSettings {
-            kind: TraceKind::Consume,
-            group: c.group(),
-            topic: c.trace_topic(),
-            namesrv_addr: c.namesrv_addr(),
-            namespace: c.namespace(),
-            route_limits: c.route_limits(),
-            #[cfg(feature = "acl")]
-            credentials: c.credentials(),
-        })
-        .map(Some)
+        tracer_for!(c, TraceKind::Consume)
     }
 
     /// A tracer; no thread runs before [`start`](Self::start).

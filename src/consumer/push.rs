@@ -529,6 +529,11 @@ impl PushConsumer {
         }
     }
 
+    /// The trace's counters, when [`ConsumerConfig::enable_trace`] is on.
+    pub fn trace_stats(&self) -> Option<crate::trace::TraceStats> {
+        self.inner.trace.as_ref().map(|t| t.stats())
+    }
+
     /// The queues this consumer holds now (topics without the namespace).
     pub fn assignment(&self) -> Vec<MessageQueue> {
         let mut v: Vec<MessageQueue> = lock(&self.inner.table).values().map(|pq| pq.user_mq.clone()).collect();

@@ -195,25 +195,18 @@ pub fn encode(ctx: &TraceContext) -> String {
     };
     let (ts, cost, success) = (ctx.timestamp_ms.to_string(), ctx.cost_ms.to_string(), ctx.success.to_string());
     match ctx.trace_type {
-        TraceType::Pub => {
+        TraceType::Pub | TraceType::EndTransaction => {
             if let Some(b) = ctx.beans.first() {
-                let (len, ty) = (b.body_length.to_string(), b.msg_type.ordinal().to_string());
-                line(&[
-                    "Pub",
-                    &ts,
-                    &ctx.region_id,
-                    &ctx.group,
-                    &b.topic,
-                    &b.msg_id,
-                    opt(&b.tags),
-                    opt(&b.keys),
-                    &b.store_host,
-                    &len,
-                    &cost,
-                    &ty,
-                    &b.offset_msg_id,
-                    &success,
-                ]);
+                let ty = b.msg_type.ordinal().to_string();
+                let (len, check) = (b.body_length.to_string(), b.from_transaction_check.to_string());
+                let mut f = vec![ctx.trace_type.name(), &ts, &ctx.region_id, &ctx.group, &b.topic, &b.msg_id];
+                f.extend([opt(&b.tags), opt(&b.keys), &b.store_host]);
+                if ctx.trace_type == TraceType::Pub {
+                    f.extend([len.as_str(), &cost, &ty, &b.offset_msg_id, &success]);
+                } else {
+                    f.extend([ty.as_str(), opt(&b.transaction_id), &b.transaction_state, &check]);
+                }
+                line(&f);
             }
         }
         TraceType::SubBefore => {
@@ -226,27 +219,6 @@ pub fn encode(ctx: &TraceContext) -> String {
             let code = ctx.context_code.to_string();
             for b in &ctx.beans {
                 line(&["SubAfter", &ctx.request_id, &b.msg_id, &cost, &success, opt(&b.keys), &code, &ts, &ctx.group]);
-            }
-        }
-        TraceType::EndTransaction => {
-            if let Some(b) = ctx.beans.first() {
-                let ty = b.msg_type.ordinal().to_string();
-                let check = b.from_transaction_check.to_string();
-                line(&[
-                    "EndTransaction",
-                    &ts,
-                    &ctx.region_id,
-                    &ctx.group,
-                    &b.topic,
-                    &b.msg_id,
-                    opt(&b.tags),
-                    opt(&b.keys),
-                    &b.store_host,
-                    &ty,
-                    opt(&b.transaction_id),
-                    &b.transaction_state,
-                    &check,
-                ]);
             }
         }
     }
@@ -279,6 +251,14 @@ fn nullable(line: &[&str], i: usize, name: &'static str) -> Result<Option<String
     text(line, i, name).map(|s| (s != "null").then_some(s))
 }
 
+/// Timestamp, region and group: fields 1 to 3 of every record but `SubAfter`.
+fn read_head(line: &[&str], ctx: &mut TraceContext) -> Result<(), ProtocolError> {
+    ctx.timestamp_ms = field(line, 1, "timestamp")?;
+    ctx.region_id = text(line, 2, "region")?;
+    ctx.group = text(line, 3, "group")?;
+    Ok(())
+}
+
 /// Reads the records of a trace message's body, as Java's
 /// `TraceDataEncoder.decoderFromTraceDataString` does: one context per
 /// record (types it does not know, such as 5.x's `Recall`, are skipped); a
@@ -293,9 +273,7 @@ pub fn decode(data: &str) -> Result<Vec<TraceContext>, ProtocolError> {
         let mut ctx = TraceContext::new(ty, 0, "");
         match ty {
             TraceType::Pub | TraceType::EndTransaction => {
-                ctx.timestamp_ms = field(&l, 1, "timestamp")?;
-                ctx.region_id = text(&l, 2, "region")?;
-                ctx.group = text(&l, 3, "group")?;
+                read_head(&l, &mut ctx)?;
                 bean.topic = text(&l, 4, "topic")?;
                 bean.msg_id = text(&l, 5, "msg id")?;
                 bean.tags = nullable(&l, 6, "tags")?;
@@ -321,9 +299,7 @@ pub fn decode(data: &str) -> Result<Vec<TraceContext>, ProtocolError> {
                 }
             }
             TraceType::SubBefore => {
-                ctx.timestamp_ms = field(&l, 1, "timestamp")?;
-                ctx.region_id = text(&l, 2, "region")?;
-                ctx.group = text(&l, 3, "group")?;
+                read_head(&l, &mut ctx)?;
                 ctx.request_id = text(&l, 4, "request id")?;
                 bean.msg_id = text(&l, 5, "msg id")?;
                 bean.retry_times = field(&l, 6, "retry times")?;
