@@ -369,7 +369,7 @@ impl Tracer {
         ctx.request_id = crate::protocol::message::new_unique_id();
         let mut region = None;
         for m in msgs.iter().filter(|m| m.property(property::TRACE_SWITCH) != Some("false")) {
-            region = m.property(property::MSG_REGION).map(str::to_string);
+            region = m.property(property::MSG_REGION).map(str::to_string).or(region);
             ctx.beans.push(TraceBean {
                 topic: self.user_topic(&m.topic),
                 msg_id: m.msg_id.clone(),
@@ -380,9 +380,15 @@ impl Tracer {
                 ..TraceBean::default()
             });
         }
-        // Java sends no record without a region (the broker sets one on every message).
-        let region = region?;
-        ctx.region_id = region;
+        if ctx.beans.is_empty() {
+            return None;
+        }
+        // 5.x brokers put a region on every message; 4.x brokers only when
+        // they run send hooks. Java 5.x then sends no record (it skips a
+        // context without a region) and Java 4.9.7 writes `null`; here the
+        // record is kept with the default region, so 4.x consumption is
+        // traced too.
+        ctx.region_id = region.unwrap_or_else(|| DEFAULT_REGION.to_string());
         self.append(ctx.clone());
         Some(ConsumeTrace { before: ctx, started: Instant::now() })
     }
@@ -574,6 +580,27 @@ mod tests {
         assert!(msgs[0].0.len() >= TRACE_MAX_MESSAGE_BYTES && msgs[0].0.len() < TRACE_MAX_MESSAGE_BYTES + one);
         assert_eq!(msgs[0].1, ["M", "a", "b"]);
         assert_eq!(msgs[0].2 + msgs[1].2, records.len());
+    }
+
+    #[test]
+    fn env_overrides_turn_tracing_on_and_refuse_bad_values() {
+        use crate::{ConsumerConfig, ProducerConfig};
+        let env = |k: &str, v: &str| {
+            let (k, v) = (k.to_string(), v.to_string());
+            move |name: &str| (name == k).then(|| v.clone())
+        };
+        let p = ProducerConfig::builder().group("pg").namesrv_addr("127.0.0.1:9876");
+        let on = p.clone().env_overrides_from(env("ROCKETMQ_PRODUCER_ENABLE_TRACE", "TRUE")).unwrap().build().unwrap();
+        assert!(on.enable_trace());
+        let t = p.clone().env_overrides_from(env("ROCKETMQ_PRODUCER_TRACE_TOPIC", "MyTrace")).unwrap().build().unwrap();
+        assert_eq!((t.enable_trace(), t.trace_topic()), (false, "MyTrace"));
+        let bad = p.env_overrides_from(env("ROCKETMQ_PRODUCER_ENABLE_TRACE", "sometimes"));
+        assert!(matches!(bad, Err(crate::Error::InvalidEnv { .. })), "{bad:?}");
+        let c = ConsumerConfig::builder().group("cg").namesrv_addr("127.0.0.1:9876");
+        let bad = c.clone().env_overrides_from(env("ROCKETMQ_CONSUMER_TRACE_TOPIC", "bad topic!"));
+        assert!(matches!(bad, Err(crate::Error::InvalidEnv { .. })), "{bad:?}");
+        let on = c.env_overrides_from(env("ROCKETMQ_CONSUMER_ENABLE_TRACE", "true")).unwrap().build().unwrap();
+        assert_eq!((on.enable_trace(), on.trace_topic()), (true, DEFAULT_TRACE_TOPIC));
     }
 
     #[test]
