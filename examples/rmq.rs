@@ -87,6 +87,7 @@ Options:
   --delay-level N      delay level 1..=18 (1s 5s 10s 30s 1m ... 2h)
   --queue BROKER:ID    send to this queue only (no routing, no retries)
   --group GROUP        producer group (default rmq_producer)
+  --trace              trace the sends to RMQ_SYS_TRACE_TOPIC (read back with `rmq trace`)
 
 A failed message is reported on stderr and the others are still sent; the exit
 code is then 1.
@@ -252,6 +253,7 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("delay-level", true),
             ("queue", true),
             ("group", true),
+            ("trace", false),
         ],
         "consume" => &[
             ("topic", true),
@@ -499,6 +501,7 @@ fn producer(opts: &Opts, default_group: &str) -> Out<Producer> {
     let config = ProducerConfig::builder()
         .group(opts.get("group").unwrap_or(default_group))
         .namesrv_addr(opts.namesrv()?)
+        .enable_trace(opts.flag("trace"))
         .build()
         .or_else(|e| usage(e.to_string()))?;
     let producer = Producer::new(config)?;

@@ -391,21 +391,13 @@ fn trace_prints_each_hop_of_a_traced_message() {
 
     let topic = unique("rmq_trace");
     create_topic(&topic, 1);
-    let trace_topic = unique("rmq_trace_topic");
     let (pg, cg) = (unique("rmq_trace_pg"), unique("rmq_trace_cg"));
-    let config = producer_config(&pg).enable_trace(true).trace_topic(&trace_topic).build().unwrap();
-    let producer = rocketmq_blocking::Producer::new(config).unwrap();
-    producer.start().unwrap();
-    let msg = rocketmq_blocking::Message::new(&topic, "hop").with_tags("TagR").with_keys(["rk"]);
-    let sent = producer.send(&msg).unwrap();
-    producer.shutdown();
+    let out = ok(&["send", "--topic", &topic, "--trace", "--tag", "TagR", "--keys", "rk", "--group", &pg]);
+    let msg_id = out.split('\t').next().unwrap().to_string();
+    let broker = out.split('\t').nth(1).unwrap().to_string();
     let seen = Arc::new(AtomicUsize::new(0));
-    let config = consumer_config(&cg)
-        .consume_from_where(ConsumeFromWhere::FirstOffset)
-        .enable_trace(true)
-        .trace_topic(&trace_topic)
-        .build()
-        .unwrap();
+    let config =
+        consumer_config(&cg).consume_from_where(ConsumeFromWhere::FirstOffset).enable_trace(true).build().unwrap();
     let consumer = PushConsumer::new(config).unwrap();
     consumer.subscribe(&topic, "*").unwrap();
     let s = Arc::clone(&seen);
@@ -419,7 +411,7 @@ fn trace_prints_each_hop_of_a_traced_message() {
     wait_for(Duration::from_secs(30), "the message consumed", || (seen.load(Ordering::SeqCst) >= 1).then_some(()));
     consumer.shutdown();
 
-    let args = ["trace", "--msg-id", sent.msg_id.as_str(), "--trace-topic", trace_topic.as_str()];
+    let args = ["trace", "--msg-id", msg_id.as_str()];
     let rows = wait_for(Duration::from_secs(30), "three hops from rmq trace", || {
         let run = rmq(&args);
         let rows = (run.code == 0)
@@ -430,15 +422,16 @@ fn trace_prints_each_hop_of_a_traced_message() {
     assert_eq!(types, BTreeSet::from(["Pub", "SubAfter", "SubBefore"]), "{rows:?}");
     let pub_row = rows.iter().find(|r| r[0] == "Pub").unwrap();
     assert_eq!(pub_row[2], pg);
-    assert_eq!(pub_row[4], broker_addr(&sent.queue.broker_name));
+    assert_eq!(pub_row[4], broker_addr(&broker));
     assert_eq!(pub_row[6], "true");
     assert_eq!(pub_row[7], format!("topic={topic} tags=TagR keys=rk type=0"));
+    assert_eq!(pub_row[5].parse::<i64>().map(|c| c >= 0), Ok(true));
     for r in rows.iter().filter(|r| r[0] != "Pub") {
         assert_eq!((r[2].as_str(), r[6].as_str()), (cg.as_str(), "true"), "{r:?}");
     }
     assert_eq!(rows.iter().find(|r| r[0] == "SubAfter").unwrap()[7], "code=0");
 
-    let none = rmq(&["trace", "--msg-id", "0000000000000000000000000000NONE", "--trace-topic", &trace_topic]);
+    let none = rmq(&["trace", "--msg-id", "0000000000000000000000000000NONE"]);
     assert_eq!(none.code, 1, "{}", none.stderr);
     assert_eq!(rmq(&["trace"]).code, 2);
 }
