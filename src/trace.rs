@@ -252,13 +252,16 @@ impl Tracer {
         let start = Instant::now();
         lock(&self.shared.queue).stop = true;
         self.shared.wake.notify_all();
-        let handles: Vec<JoinHandle<()>> = handle.into_iter().collect();
-        let running = !handles.is_empty();
-        join_until(handles, start + TRACE_SHUTDOWN_FLUSH + Duration::from_millis(50));
+        if let Some(h) = &handle {
+            while !h.is_finished() && start.elapsed() < TRACE_SHUTDOWN_FLUSH + Duration::from_millis(50) {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
         // A send still in flight fails at once when the connections close.
-        if running || self.producer.is_running() {
+        if handle.is_some() || self.producer.is_running() {
             self.producer.shutdown();
         }
+        join_until(handle.into_iter().collect(), start + Duration::from_secs(1));
         let left = std::mem::take(&mut lock(&self.shared.queue).records);
         self.shared.dropped.fetch_add(left.len() as u64, Ordering::Relaxed);
     }
@@ -601,6 +604,39 @@ mod tests {
         assert!(matches!(bad, Err(crate::Error::InvalidEnv { .. })), "{bad:?}");
         let on = c.env_overrides_from(env("ROCKETMQ_CONSUMER_ENABLE_TRACE", "true")).unwrap().build().unwrap();
         assert_eq!((on.enable_trace(), on.trace_topic()), (true, DEFAULT_TRACE_TOPIC));
+    }
+
+    #[test]
+    fn shutdown_stops_within_a_second_while_a_send_hangs() {
+        // A name server that accepts and never answers: the trace thread's
+        // first send waits in the route lookup (its timeout is 5 s).
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let held = std::thread::spawn(move || silent.accept().map(|c| c.0));
+        let t = Tracer::new(TraceSettings {
+            kind: TraceKind::Consume,
+            group: "g",
+            topic: DEFAULT_TRACE_TOPIC,
+            namesrv_addr: &addr,
+            namespace: None,
+            route_limits: Default::default(),
+            #[cfg(feature = "acl")]
+            credentials: None,
+        })
+        .unwrap();
+        t.start().unwrap();
+        let mut ctx = TraceContext::new(TraceType::SubBefore, 1, "g");
+        ctx.beans.push(TraceBean::default());
+        for _ in 0..TRACE_BATCH + 5 {
+            t.append(ctx.clone());
+        }
+        let _conn = held.join().unwrap().unwrap(); // the thread is in its send now
+        let t0 = Instant::now();
+        t.shutdown();
+        assert!(t0.elapsed() < Duration::from_millis(1500), "{:?}", t0.elapsed());
+        let s = t.stats();
+        assert_eq!(s.sent, 0);
+        assert_eq!(s.failed + s.dropped, (TRACE_BATCH + 5) as u64, "{s:?}");
     }
 
     #[test]
