@@ -412,18 +412,27 @@ impl Tracer {
     }
 }
 
-/// Ends a traced listener call: `outcome` is `None` when the listener
-/// panicked (Java's `EXCEPTION`, code 2), else whether it returned success
-/// (code 0; otherwise Java's `FAILED`, code 4).
-pub(crate) fn consumed(tracer: &Option<Tracer>, traced: Option<ConsumeTrace>, outcome: Option<bool>) {
+/// Calls a listener, catching a panic (`Err`), between a `SubBefore` and a
+/// `SubAfter` record when `tracer` is on: success when it returns
+/// `success`; the record's code is Java's `ConsumeReturnType`: 0 success,
+/// 4 failed, 2 exception (a panic). Without a tracer only the call.
+pub(crate) fn listener_call<S: PartialEq>(
+    tracer: &Option<Tracer>,
+    msgs: &[MessageExt],
+    success: S,
+    call: impl FnOnce() -> S,
+) -> std::thread::Result<S> {
+    let traced = tracer.as_ref().and_then(|t| t.consume_before(msgs));
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
     if let (Some(t), Some(traced)) = (tracer, traced) {
-        let code = match outcome {
-            Some(true) => 0,
-            Some(false) => 4,
-            None => 2,
+        let (ok, code) = match &outcome {
+            Ok(s) if *s == success => (true, 0),
+            Ok(_) => (false, 4),
+            Err(_) => (false, 2),
         };
-        t.consume_after(traced, outcome == Some(true), code);
+        t.consume_after(traced, ok, code);
     }
+    outcome
 }
 
 impl Drop for Tracer {

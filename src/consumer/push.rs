@@ -612,14 +612,9 @@ impl PushInner {
         }
         let Some(pass) = self.gate.enter() else { return };
         let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
-        let traced = self.trace.as_ref().and_then(|t| t.consume_before(&msgs));
-        let outcome = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)));
-        crate::trace::consumed(
-            &self.trace,
-            traced,
-            outcome.as_ref().ok().map(|s| *s == ConsumeConcurrentlyStatus::ConsumeSuccess),
-        );
-        let status = outcome.unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
+        let call = || listener.consume_message(&msgs, &mut ctx);
+        let status = crate::trace::listener_call(&self.trace, &msgs, ConsumeConcurrentlyStatus::ConsumeSuccess, call)
+            .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
         lock(&pq.state).last_consume_ms = now_ms();
         let mut again = Vec::new();
         if status == ConsumeConcurrentlyStatus::ReconsumeLater && self.inst.clustering() {
@@ -676,14 +671,9 @@ impl PushInner {
             let Some(pass) = self.gate.enter() else { return };
             let Some(batch) = pq.begin_consume(config.consume_batch_size()) else { return };
             let mut ctx = ConsumeOrderlyContext { queue: pq.user_mq.clone(), suspend: None };
-            let traced = self.trace.as_ref().and_then(|t| t.consume_before(&batch));
-            let outcome = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)));
-            crate::trace::consumed(
-                &self.trace,
-                traced,
-                outcome.as_ref().ok().map(|s| *s == ConsumeOrderlyStatus::Success),
-            );
-            let status = outcome.unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
+            let call = || listener.consume_message(&batch, &mut ctx);
+            let status = crate::trace::listener_call(&self.trace, &batch, ConsumeOrderlyStatus::Success, call)
+                .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
             let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
             lock(&pq.state).last_consume_ms = now_ms();
             let done = match status {
