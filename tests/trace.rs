@@ -20,7 +20,7 @@ use rocketmq_blocking::{ClientConfig, Message, MessageExt};
 
 /// Traces reach the broker within a second of a shutdown (it flushes); the
 /// index is updated shortly after. Polled, with room for a loaded machine.
-const TRACE_WAIT: Duration = Duration::from_secs(30);
+const TRACE_WAIT: Duration = Duration::from_secs(60);
 
 /// One test at a time: the thread-count test counts the process's trace threads.
 fn serial() -> MutexGuard<'static, ()> {
@@ -174,6 +174,8 @@ fn mqadmin_shows_our_producer_and_consumer_records() {
     consumer.start().unwrap();
     wait_for(TRACE_WAIT, "the message consumed", || (seen.load(Ordering::SeqCst) >= 1).then_some(()));
     consumer.shutdown();
+    let stats = consumer.trace_stats().unwrap();
+    assert_eq!((stats.sent, stats.dropped, stats.failed), (2, 0, 0), "consumer trace: {stats:?}");
 
     let hops = wait_hops(DEFAULT_TRACE_TOPIC, &sent.msg_id, "Pub, SubBefore and SubAfter", |h| {
         has(h, TraceType::Pub, &pg) && has(h, TraceType::SubBefore, &cg) && has(h, TraceType::SubAfter, &cg)
