@@ -47,6 +47,7 @@ Commands:
   offsets       per queue: min, max, consumer offset and lag of a group
   create-topic  create or update a topic on every broker of a cluster (or one broker)
   bench         send messages from several threads; prints rate and latency percentiles
+  trace         a message's trace: the record of each hop (send, consume, transaction end)
   help          this text, or `rmq help <command>`
 
 Options of every command:
@@ -91,6 +92,7 @@ Options:
   --delay-level N      delay level 1..=18 (1s 5s 10s 30s 1m ... 2h)
   --queue BROKER:ID    send to this queue only (no routing, no retries)
   --group GROUP        producer group (default rmq_producer)
+  --trace              trace the sends to RMQ_SYS_TRACE_TOPIC (read back with `rmq trace`)
 
 A failed message is reported on stderr and the others are still sent; the exit
 code is then 1.
@@ -266,6 +268,7 @@ const COMMANDS: &[(&str, &str, Command)] = &[
     ("offsets", OFFSETS_HELP, cmd_offsets),
     ("create-topic", CREATE_TOPIC_HELP, cmd_create_topic),
     ("bench", BENCH_HELP, cmd_bench),
+    ("trace", TRACE_HELP, cmd_trace),
 ];
 
 const GLOBAL_OPTIONS: &[(&str, bool)] = &[
@@ -291,6 +294,7 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("delay-level", true),
             ("queue", true),
             ("group", true),
+            ("trace", false),
         ],
         "consume" => &[
             ("topic", true),
@@ -332,6 +336,7 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("wait", true),
         ],
         "bench" => &[("topic", true), ("count", true), ("threads", true), ("size", true), ("group", true)],
+        "trace" => &[("msg-id", true), ("trace-topic", true)],
         _ => &[],
     }
 }
@@ -623,6 +628,7 @@ fn consumer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::consumer
 
 fn producer(opts: &Opts, default_group: &str) -> Out<Producer> {
     let config = producer_builder(opts, opts.get("group").unwrap_or(default_group))?
+        .enable_trace(opts.flag("trace"))
         .build()
         .or_else(|e| usage(e.to_string()))?;
     let producer = Producer::new(config)?;
@@ -1307,6 +1313,68 @@ fn cmd_bench(opts: &Opts) -> Out<()> {
     ))?;
     if failed > 0 {
         return Err(Fail::Runtime(format!("{failed} of {count} sends failed")));
+    }
+    Ok(())
+}
+
+const TRACE_HELP: &str = "\
+Usage: rmq trace --msg-id ID [--trace-topic TOPIC]
+
+Reads the trace of the message ID (the client message id `send` prints) from
+the trace topic (default RMQ_SYS_TRACE_TOPIC), as `mqadmin queryMsgTraceById`
+does: a key query for ID on every broker of the trace topic. Producers and
+consumers write traces when `enable_trace` is on (or Java's enableMsgTrace).
+Prints one line per hop, oldest first:
+  type <TAB> time_ms <TAB> group <TAB> client_host <TAB> store_host <TAB> cost_ms <TAB> success <TAB> detail
+type is Pub, SubBefore, SubAfter or EndTransaction; client_host is the host
+that wrote the record; store_host the broker the message went to (Pub,
+EndTransaction; `-` otherwise); detail: Pub `topic=T tags=X keys=K type=N`,
+SubBefore `retry=N`, SubAfter `code=N` (0 success, 2 exception, 4 failed),
+EndTransaction `state=S from_check=B`.
+Exit code 1 when no trace of ID is found.
+";
+
+/// `rmq trace`: the hops of one message's trace.
+fn cmd_trace(opts: &Opts) -> Out<()> {
+    use rocketmq_blocking::protocol::trace::TraceType;
+    let msg_id = opts.required("msg-id")?;
+    let topic = opts.get("trace-topic").unwrap_or(rocketmq_blocking::trace::DEFAULT_TRACE_TOPIC);
+    let hops =
+        rocketmq_blocking::trace::query_traces(&opts.name_server()?, &ClientConfig::default(), topic, msg_id, 64)?;
+    if hops.is_empty() {
+        return Err(Fail::Runtime(format!("no trace of {msg_id} in {topic}")));
+    }
+    emit("type\ttime_ms\tgroup\tclient_host\tstore_host\tcost_ms\tsuccess\tdetail")?;
+    for h in &hops {
+        let r = &h.record;
+        let b = &r.beans[0];
+        let (store, detail) = match r.trace_type {
+            TraceType::Pub => (
+                b.store_host.as_str(),
+                format!(
+                    "topic={} tags={} keys={} type={}",
+                    b.topic,
+                    b.tags.as_deref().unwrap_or("-"),
+                    b.keys.as_deref().unwrap_or("-"),
+                    b.msg_type.ordinal()
+                ),
+            ),
+            TraceType::SubBefore => ("-", format!("retry={}", b.retry_times)),
+            TraceType::SubAfter => ("-", format!("code={}", r.context_code)),
+            TraceType::EndTransaction => (
+                b.store_host.as_str(),
+                format!("state={} from_check={}", b.transaction_state, b.from_transaction_check),
+            ),
+        };
+        emit(&format!(
+            "{}\t{}\t{}\t{}\t{store}\t{}\t{}\t{detail}",
+            r.trace_type.name(),
+            r.timestamp_ms,
+            r.group,
+            h.client_host,
+            r.cost_ms,
+            r.success
+        ))?;
     }
     Ok(())
 }

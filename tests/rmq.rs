@@ -287,6 +287,59 @@ fn bench_sends_what_it_reports() {
 }
 
 #[test]
+fn trace_prints_each_hop_of_a_traced_message() {
+    use rocketmq_blocking::consumer::{ConsumeConcurrentlyStatus, ConsumeFromWhere, PushConsumer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let topic = unique("rmq_trace");
+    create_topic(&topic, 1);
+    let (pg, cg) = (unique("rmq_trace_pg"), unique("rmq_trace_cg"));
+    let out = ok(&["send", "--topic", &topic, "--trace", "--tag", "TagR", "--keys", "rk", "--group", &pg]);
+    let msg_id = out.split('\t').next().unwrap().to_string();
+    let broker = out.split('\t').nth(1).unwrap().to_string();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let config =
+        consumer_config(&cg).consume_from_where(ConsumeFromWhere::FirstOffset).enable_trace(true).build().unwrap();
+    let consumer = PushConsumer::new(config).unwrap();
+    consumer.subscribe(&topic, "*").unwrap();
+    let s = Arc::clone(&seen);
+    consumer
+        .register_concurrently(move |m: &[rocketmq_blocking::MessageExt], _: &mut _| {
+            s.fetch_add(m.len(), Ordering::SeqCst);
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        })
+        .unwrap();
+    consumer.start().unwrap();
+    wait_for(Duration::from_secs(30), "the message consumed", || (seen.load(Ordering::SeqCst) >= 1).then_some(()));
+    consumer.shutdown();
+
+    let args = ["trace", "--msg-id", msg_id.as_str()];
+    let rows = wait_for(Duration::from_secs(30), "three hops from rmq trace", || {
+        let run = rmq(&args);
+        let rows = (run.code == 0)
+            .then(|| table(&run.stdout, "type\ttime_ms\tgroup\tclient_host\tstore_host\tcost_ms\tsuccess\tdetail"))?;
+        (rows.len() == 3).then_some(rows)
+    });
+    let types: BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(types, BTreeSet::from(["Pub", "SubAfter", "SubBefore"]), "{rows:?}");
+    let pub_row = rows.iter().find(|r| r[0] == "Pub").unwrap();
+    assert_eq!(pub_row[2], pg);
+    assert_eq!(pub_row[4], broker_addr(&broker));
+    assert_eq!(pub_row[6], "true");
+    assert_eq!(pub_row[7], format!("topic={topic} tags=TagR keys=rk type=0"));
+    assert_eq!(pub_row[5].parse::<i64>().map(|c| c >= 0), Ok(true));
+    for r in rows.iter().filter(|r| r[0] != "Pub") {
+        assert_eq!((r[2].as_str(), r[6].as_str()), (cg.as_str(), "true"), "{r:?}");
+    }
+    assert_eq!(rows.iter().find(|r| r[0] == "SubAfter").unwrap()[7], "code=0");
+
+    let none = rmq(&["trace", "--msg-id", "0000000000000000000000000000NONE"]);
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert_eq!(rmq(&["trace"]).code, 2);
+}
+
+#[test]
 fn request_prints_the_reply_and_times_out_with_exit_1() {
     let topic = unique("rmq_request");
     create_topic(&topic, 2);

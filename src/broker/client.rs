@@ -861,6 +861,37 @@ impl BrokerClient {
         RemotingCommand::request(request::UNLOCK_BATCH_MQ).with_body(Self::json_body(&body))
     }
 
+    /// The messages of `topic` whose keys include `key` and that were stored
+    /// between `begin_ms` and `end_ms`, from this broker's index (QUERY_MESSAGE,
+    /// as Java's `MQAdminImpl.queryMessage`): at most `max_num`, only those
+    /// whose topic and keys really match (the index is a hash), none when the
+    /// broker finds nothing.
+    pub fn query_messages_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: i32,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<MessageExt>> {
+        let h = QueryMessageRequestHeader {
+            topic: topic.to_string(),
+            key: key.to_string(),
+            max_num,
+            begin_timestamp: begin_ms,
+            end_timestamp: end_ms,
+        };
+        let mut fields = h.to_ext_fields();
+        fields.insert("_UNIQUE_KEY_QUERY".into(), "false".into());
+        let resp = self.call(RemotingCommand::request(request::QUERY_MESSAGE).with_ext_fields(fields))?;
+        if resp.response_code() == ResponseCode::QueryNotFound {
+            return Ok(Vec::new());
+        }
+        self.expect_success(&resp, "query message", OperationKind::Other, topic, -1)?;
+        let msgs = self.header(message::decode_messages(&resp.body))?;
+        Ok(msgs.into_iter().filter(|m| m.topic == topic && m.keys().contains(&key)).collect())
+    }
+
     /// Commits or rolls back a half message (oneway, as in Java).
     pub fn end_transaction(&self, end: &EndTransaction, remark: Option<String>) -> Result<()> {
         validate::check_group(&end.producer_group)?;

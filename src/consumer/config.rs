@@ -102,6 +102,8 @@ pub struct ConsumerConfig {
     await_termination: Duration,
     auto_commit: bool,
     offset_store_dir: PathBuf,
+    enable_trace: bool,
+    trace_topic: Option<String>,
     #[cfg(feature = "acl")]
     credentials: Option<crate::acl::Credentials>,
 }
@@ -141,6 +143,8 @@ impl Default for ConsumerConfig {
             await_termination: DEFAULT_AWAIT_TERMINATION,
             auto_commit: true,
             offset_store_dir: default_offset_store_dir(),
+            enable_trace: false,
+            trace_topic: None,
             #[cfg(feature = "acl")]
             credentials: None,
         }
@@ -174,6 +178,14 @@ impl ConsumerConfig {
     /// Client id, if set (else each consumer makes a unique one).
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
+    }
+    /// Whether a push consumer traces its listener calls ([`crate::trace`]).
+    pub fn enable_trace(&self) -> bool {
+        self.enable_trace
+    }
+    /// The trace topic (default `RMQ_SYS_TRACE_TOPIC`).
+    pub fn trace_topic(&self) -> &str {
+        self.trace_topic.as_deref().unwrap_or(crate::trace::DEFAULT_TRACE_TOPIC)
     }
     /// Credentials that sign every request, if set (`acl` feature).
     #[cfg(feature = "acl")]
@@ -336,6 +348,25 @@ impl ConsumerConfigBuilder {
         self.config.client_id = Some(id.into());
         self
     }
+    /// Traces a push consumer's listener calls (`SubBefore` / `SubAfter`) to
+    /// the trace topic (default off, as Java's `enableMsgTrace`; see [`crate::trace`]).
+    ///
+    /// ```
+    /// use rocketmq_blocking::ConsumerConfig;
+    ///
+    /// let c = ConsumerConfig::builder().group("cg").namesrv_addr("127.0.0.1:9876").enable_trace(true).build()?;
+    /// assert!(c.enable_trace());
+    /// # Ok::<(), rocketmq_blocking::Error>(())
+    /// ```
+    pub fn enable_trace(mut self, on: bool) -> Self {
+        self.config.enable_trace = on;
+        self
+    }
+    /// Trace topic (default `RMQ_SYS_TRACE_TOPIC`; Java's `customizedTraceTopic`).
+    pub fn trace_topic(mut self, topic: impl Into<String>) -> Self {
+        self.config.trace_topic = Some(topic.into());
+        self
+    }
     /// Start time for `ConsumeFromWhere::Timestamp`, ms since the epoch.
     pub fn consume_timestamp_ms(mut self, ms: i64) -> Self {
         self.config.consume_timestamp_ms = Some(ms);
@@ -418,6 +449,7 @@ impl ConsumerConfigBuilder {
         if let Some(v) = get("ROCKETMQ_CONSUMER_CLIENT_ID") {
             c.client_id = Some(v);
         }
+        crate::trace::env_overrides("ROCKETMQ_CONSUMER_", &get, &mut c.enable_trace, &mut c.trace_topic)?;
         if let Some(v) = get("ROCKETMQ_CONSUMER_OFFSET_STORE_DIR") {
             c.offset_store_dir = PathBuf::from(v);
         }
@@ -495,6 +527,9 @@ impl ConsumerConfigBuilder {
     pub fn build(self) -> Result<ConsumerConfig> {
         let c = self.config;
         validate::check_group(&c.group)?;
+        if let Some(t) = &c.trace_topic {
+            validate::check_topic(t)?;
+        }
         if let Some(ns) = &c.namespace {
             validate::check_group(ns)
                 .map_err(|_| Error::invalid("namespace", format!("{ns:?} is not a valid name")))?;
@@ -558,6 +593,8 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_CONSUMER_PULL_THREADS",
     "ROCKETMQ_CONSUMER_MAX_RECONSUME_TIMES",
     "ROCKETMQ_CONSUMER_AUTO_COMMIT",
+    "ROCKETMQ_CONSUMER_ENABLE_TRACE",
+    "ROCKETMQ_CONSUMER_TRACE_TOPIC",
     "ROCKETMQ_CONSUMER_PERSIST_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_REBALANCE_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_HEARTBEAT_INTERVAL_MS",

@@ -52,6 +52,7 @@ struct PushInner {
     work: WorkQueue,
     pulls: PullService<Arc<ProcessQueue>>,
     retry_topic: String,
+    trace: Option<crate::trace::Tracer>,
 }
 
 enum RunState {
@@ -105,6 +106,7 @@ impl PushConsumer {
         let inst = Arc::new(Instance::new(config, ConsumeType::Push)?);
         let store = OffsetStore::new(&inst)?;
         let inner = PushInner {
+            trace: crate::trace::Tracer::for_consumer(&inst.config)?,
             retry_topic: retry_topic(&inst.group),
             inst,
             store,
@@ -196,6 +198,9 @@ impl PushConsumer {
 
         let mut threads = Vec::new();
         let mut started = || -> Result<()> {
+            if let Some(t) = &inner.trace {
+                t.start()?;
+            }
             for _ in 0..inst.config.consume_threads() {
                 let me = Arc::clone(inner);
                 threads.push(spawn("consume", move || me.worker_loop())?);
@@ -219,6 +224,11 @@ impl PushConsumer {
                 Err(e)
             }
         }
+    }
+
+    /// The trace's counters, when [`ConsumerConfig::enable_trace`] is on.
+    pub fn trace_stats(&self) -> Option<crate::trace::TraceStats> {
+        self.inner.trace.as_ref().map(|t| t.stats())
     }
 
     /// The queues this consumer holds now (topics without the namespace).
@@ -260,6 +270,9 @@ impl PushConsumer {
         inst.leave(&unlock, deadline);
         inst.close();
         join_until(threads, Instant::now() + Duration::from_secs(1));
+        if let Some(t) = &inner.trace {
+            t.shutdown();
+        }
     }
 }
 
@@ -303,7 +316,8 @@ impl PushInner {
             return;
         }
         let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
-        let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)))
+        let call = || listener.consume_message(&msgs, &mut ctx);
+        let status = crate::trace::listener_call(&self.trace, &msgs, ConsumeConcurrentlyStatus::ConsumeSuccess, call)
             .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
         lock(&pq.state).last_consume_ms = now_ms();
         let mut again = Vec::new();
@@ -360,7 +374,8 @@ impl PushInner {
             let Some(pass) = self.gate.enter() else { return };
             let Some(batch) = pq.begin_consume(config.consume_batch_size()) else { return };
             let mut ctx = ConsumeOrderlyContext { queue: pq.user_mq.clone(), suspend: None };
-            let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)))
+            let call = || listener.consume_message(&batch, &mut ctx);
+            let status = crate::trace::listener_call(&self.trace, &batch, ConsumeOrderlyStatus::Success, call)
                 .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
             let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
             lock(&pq.state).last_consume_ms = now_ms();

@@ -12,6 +12,7 @@ pub mod message;
 pub mod pop;
 pub mod reply;
 pub mod route;
+pub mod trace;
 
 pub use codes::{request, LanguageCode, ResponseCode};
 pub use frame::{
