@@ -216,11 +216,13 @@ pub mod net;
 pub mod producer;
 pub mod protocol;
 mod threads;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod validate;
 
 pub use broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus, SendResult, SendStatus};
 pub use consumer::{ConsumerConfig, LitePullConsumer, MessageSelector, PushConsumer};
-pub use error::{Error, ProtocolError, Result};
+pub use error::{Error, ProtocolError, Result, TlsErrorKind};
 pub use namesrv::{NameServerClient, TopicConfig};
 pub use producer::{Producer, ProducerConfig, TransactionProducer};
 pub use protocol::{Message, MessageExt, MessageQueue};

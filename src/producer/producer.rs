@@ -411,6 +411,11 @@ impl Producer {
             Some(credentials) => builder.credentials(credentials.clone()),
             None => builder,
         };
+        #[cfg(feature = "tls")]
+        let builder = match config.tls() {
+            Some(tls) => builder.tls(tls.clone()),
+            None => builder,
+        };
         let client_config = builder.build()?;
         let inner = Inner {
             group: config.with_namespace(config.group()),
