@@ -29,13 +29,21 @@
 # normal user; `start` / `env` then also print the ROCKETMQ_ACL_* variables
 # that tests/acl.rs reads. Its runtime files live in target/rocketmq-<version>-acl/.
 #   ROCKETMQ_ACL=1 ROCKETMQ_PORT_OFFSET=200 tests/run.sh --test acl
+#
+# ROCKETMQ_TLS=1 starts name server, brokers (and proxy) with TLS enforced
+# (see "TLS mode" below); ROCKETMQ_TLS_MUTUAL=1 as well requires client
+# certificates. `start` / `env` then print the ROCKETMQ_TLS_* variables the
+# client reads. Runtime files (certificates included) in target/rocketmq-<version>-tls[-mutual]/.
+#   ROCKETMQ_TLS=1 ROCKETMQ_PORT_OFFSET=300 tests/run.sh --test tls
 set -euo pipefail
 
 VERSION=${ROCKETMQ_VERSION:-5.5.0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
 ACL=${ROCKETMQ_ACL:-0}
-RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)
+TLS=${ROCKETMQ_TLS:-0}
+TLS_MUTUAL=${ROCKETMQ_TLS_MUTUAL:-0}
+RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)$([ "$TLS" = 1 ] && echo -tls || true)$([ "$TLS" = 1 ] && [ "$TLS_MUTUAL" = 1 ] && echo -mutual || true)
 mkdir -p "$RUN"
 RUN_AS_GIVEN=$RUN
 RUN=$(cd -P "$RUN" && pwd)
@@ -105,6 +113,7 @@ java_opts() {
   # broker-b answers with the ROCKETMQ binary header, broker-a with JSON,
   # so the tests meet both encodings from real brokers.
   if [ "$name" = broker-b ]; then OPTS+=(-Drocketmq.serialize.type=ROCKETMQ); fi
+  if [ "$TLS" = 1 ]; then tls_java_opts; fi
 }
 
 # A PID counts as ours only while its command line names our config file,
@@ -188,8 +197,10 @@ run_mqadmin() {
   mkdir -p "$RUN/home-tools/conf"
   [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
     write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
+  OPTS=()
+  if [ "$TLS" = 1 ]; then tls_java_opts; fi
   ROCKETMQ_HOME="$RUN/home-tools" java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-    -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
+    -Drocketmq.home.dir="$RUN/home-tools" ${OPTS[@]+"${OPTS[@]}"} -cp "$CACHE/lib/*" \
     org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR"
 }
 
@@ -325,6 +336,7 @@ start_namesrv() {
 # The name server's cluster info, asked with one raw GET_BROKER_CLUSTER_INFO
 # (code 106) frame over bash's /dev/tcp: no JVM start per poll.
 cluster_info() {
+  if [ "$TLS" = 1 ]; then tls_cluster_info; return; fi
   local hdr='{"code":106,"flag":0,"language":"JAVA","opaque":1,"serializeTypeCurrentRPC":"JSON","version":0}'
   timeout 5 bash -c '
     be32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1>>24&255)) $(($1>>16&255)) $(($1>>8&255)) $(($1&255)); }
@@ -405,6 +417,7 @@ fresh_start() {
   # A fresh start begins with empty stores, so every run starts alike.
   rm -rf "$RUN"/store-*
   write_configs
+  if [ "$TLS" = 1 ]; then tls_certificates; fi
   write_ops_configs
   start_namesrv
   local b
@@ -538,6 +551,7 @@ resume_members() {
 start_exports() {
   echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
   acl_env
+  tls_env
   if proxy_alive; then echo "export ROCKETMQ_PROXY_ADDR=127.0.0.1:$PROXY_PORT"; fi
   if slaves_on; then echo "export ROCKETMQ_SLAVES=1"; fi
 }
@@ -602,6 +616,7 @@ JSON
     --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
     --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-exports java.base/sun.nio.ch=ALL-UNNAMED \
     -Duser.home="$RUN/home-proxy" -Drocketmq.home.dir="$RUN/home-proxy" \
+    $([ "$TLS" = 1 ] && OPTS=() && tls_java_opts && echo "${OPTS[*]}") \
     -cp "$CACHE/proxy-lib/*" org.apache.rocketmq.proxy.ProxyStartup -pc "$RUN/proxy.json" -pm cluster \
     >"$RUN/proxy.out" 2>&1 &
   echo $! >"$RUN/proxy.pid"
@@ -620,6 +635,88 @@ proxy_stop() {
   # stop_pid signals only our PID file's process; the check keeps a stale
   # file from signalling someone else's process.
   if proxy_alive; then stop_pid proxy TERM; else rm -f "$RUN/proxy.pid"; fi
+}
+# ---------------------------------------------------------------------------
+# TLS mode (ROCKETMQ_TLS=1, with ROCKETMQ_TLS_MUTUAL=1 for mutual TLS).
+#
+# A test CA and certificates made with openssl in $RUN/tls (once): ca.pem,
+# server.pem / server.key (subjectAltName IP:127.0.0.1 and DNS:localhost,
+# for serverAuth and clientAuth: the brokers' and proxy's own clients present
+# it in mutual mode), client.pem / client.key (a client certificate of the
+# same CA) and other-ca.pem (a CA that signed nothing here, for the "unknown
+# CA" tests). Every JVM (name server, brokers, proxy, mqadmin) gets the
+# system properties of TlsSystemConfig (the same names in 4.9.7 and 5.5.0):
+#   tls.server.mode=enforcing        plain TCP is refused (the connection is closed)
+#   tls.test.mode.enable=false       else the server makes a self-signed certificate
+#   tls.server.certPath / keyPath    the server certificate and its PKCS#8 key
+#   tls.server.need.client.auth      none, or require in mutual mode
+#   tls.server.authClient / trustCertPath   client certificates checked against the CA
+#   tls.enable=true                  the JVM's own client (broker -> name server
+#                                    registration, proxy -> brokers) uses TLS too
+#   tls.client.authServer / trustCertPath   ... and checks the server's certificate
+#   tls.client.certPath / keyPath    (mutual mode) ... and presents one
+# tls.config.file points at an empty file so a host's /etc/rocketmq/tls.properties
+# cannot change the setup. The name server's cluster info (registration
+# checks) is then asked through `openssl s_client`.
+
+tls_certificates() {
+  local d=$RUN/tls
+  [ -f "$d/.complete" ] && return 0
+  command -v openssl >/dev/null || die "openssl not found: apt-get install openssl"
+  rm -rf "$d" && mkdir -p "$d"
+  (
+    cd "$d"
+    local ca_ext="basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=rocketmq-blocking test CA" -addext "${ca_ext%%$'\n'*}" -addext "${ca_ext#*$'\n'}"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 3650 \
+      -subj "/CN=rocketmq-blocking other CA" -addext "${ca_ext%%$'\n'*}" -addext "${ca_ext#*$'\n'}"
+    local who
+    for who in server client; do
+      openssl req -newkey rsa:2048 -nodes -keyout "$who.key" -out "$who.csr" -subj "/CN=rocketmq-blocking $who"
+      printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
+      openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
+        -extfile "$who.ext" -out "$who.pem"
+    done
+    : >tls.properties
+  ) >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "openssl could not make the test certificates"; }
+  touch "$d/.complete"
+}
+
+# Appends the TlsSystemConfig properties to OPTS.
+tls_java_opts() {
+  local d=$RUN/tls
+  OPTS+=(-Dtls.server.mode=enforcing -Dtls.test.mode.enable=false -Dtls.config.file="$d/tls.properties"
+    -Dtls.server.certPath="$d/server.pem" -Dtls.server.keyPath="$d/server.key"
+    -Dtls.enable=true -Dtls.client.authServer=true -Dtls.client.trustCertPath="$d/ca.pem")
+  if [ "$TLS_MUTUAL" = 1 ]; then
+    OPTS+=(-Dtls.server.need.client.auth=require -Dtls.server.authClient=true -Dtls.server.trustCertPath="$d/ca.pem"
+      -Dtls.client.certPath="$d/server.pem" -Dtls.client.keyPath="$d/server.key")
+  else
+    OPTS+=(-Dtls.server.need.client.auth=none)
+  fi
+}
+
+# cluster_info over TLS (the server keeps the connection open: timeout ends it).
+tls_cluster_info() {
+  local d=$RUN/tls hdr='{"code":106,"flag":0,"language":"JAVA","opaque":1,"serializeTypeCurrentRPC":"JSON","version":0}'
+  local auth=()
+  if [ "$TLS_MUTUAL" = 1 ]; then auth=(-cert "$d/client.pem" -key "$d/client.key"); fi
+  be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1>>24&255)) $(($1>>16&255)) $(($1>>8&255)) $(($1&255)); }
+  { printf "%b%b%s" "$(be32 $((${#hdr}+4)))" "$(be32 ${#hdr})" "$hdr"; sleep 2; } |
+    timeout 3 openssl s_client -quiet -connect "127.0.0.1:$NS_PORT" -CAfile "$d/ca.pem" ${auth[@]+"${auth[@]}"} 2>/dev/null |
+    tr -d '\000' || true
+}
+
+# The variables the client reads (tests/tls.rs, TlsConfig::from_env).
+tls_env() {
+  [ "$TLS" = 1 ] || return 0
+  local d=$RUN/tls
+  echo "export ROCKETMQ_TLS=1 ROCKETMQ_TLS_CA_FILE=$d/ca.pem ROCKETMQ_TLS_DIR=$d"
+  if [ "$TLS_MUTUAL" = 1 ]; then
+    echo "export ROCKETMQ_TLS_MUTUAL=1 ROCKETMQ_TLS_CERT_FILE=$d/client.pem ROCKETMQ_TLS_KEY_FILE=$d/client.key"
+  fi
 }
 # ---------------------------------------------------------------------------
 
