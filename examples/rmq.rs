@@ -22,6 +22,7 @@ use rocketmq_blocking::consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, LitePullConsumer,
     PushConsumer,
 };
+use rocketmq_blocking::namesrv::DEFAULT_NAMESRV_TIMEOUT;
 use rocketmq_blocking::producer::{Producer, ProducerConfig};
 use rocketmq_blocking::protocol::TopicRouteData;
 use rocketmq_blocking::{Error, Message, MessageExt, MessageQueue, NameServerClient, TopicConfig};
@@ -54,6 +55,12 @@ Options of every command:
   --progress       show the progress line on stderr even when it is not a terminal
   --no-progress    never show it (default: shown on long runs when stderr is a terminal)
   -h, --help       help of the command
+  --tls            TLS to name servers and brokers (needs the `tls` feature);
+                   default from ROCKETMQ_TLS=1 and the ROCKETMQ_TLS_* variables
+  --tls-ca FILE    PEM CA certificates to trust (default: the system's store)
+  --tls-cert FILE, --tls-key FILE   client certificate and key (mutual TLS)
+  --tls-server-name NAME            name the server certificates must carry
+  --tls-insecure   accept any server certificate (test clusters only)
 
 Output: tables are tab-separated with a header line first and a fixed column
 order; `send` and `consume` print one tab-separated line per message and no
@@ -235,6 +242,15 @@ const COMMANDS: &[(&str, &str, Command)] = &[
 ];
 
 const GLOBAL_OPTIONS: &[(&str, bool)] = &[("namesrv", true), ("progress", false), ("no-progress", false)];
+/// TLS options, accepted by every command (see `tls_from`).
+const TLS_OPTIONS: &[(&str, bool)] = &[
+    ("tls", false),
+    ("tls-ca", true),
+    ("tls-cert", true),
+    ("tls-key", true),
+    ("tls-server-name", true),
+    ("tls-insecure", false),
+];
 
 fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
     match cmd {
@@ -293,7 +309,7 @@ fn run(args: &[String]) -> Out<()> {
                 return print(MAIN_HELP);
             }
         } else if let Some(name) = a.strip_prefix("--") {
-            let takes_value = GLOBAL_OPTIONS.iter().any(|(n, v)| *n == name && *v);
+            let takes_value = GLOBAL_OPTIONS.iter().chain(TLS_OPTIONS).any(|(n, v)| *n == name && *v);
             if takes_value {
                 i += 1;
             }
@@ -322,6 +338,7 @@ fn run(args: &[String]) -> Out<()> {
         return print(help);
     }
     let opts = Opts::parse(&rest, options_of(name))?;
+    set_tls(&opts)?;
     func(&opts)
 }
 
@@ -357,7 +374,9 @@ impl Opts {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (body, None),
             };
-            let Some((key, takes_value)) = spec.iter().chain(GLOBAL_OPTIONS).find(|(n, _)| *n == name) else {
+            let Some((key, takes_value)) =
+                spec.iter().chain(GLOBAL_OPTIONS).chain(TLS_OPTIONS).find(|(n, _)| *n == name)
+            else {
                 return usage(format!("unknown option --{name}"));
             };
             let value = match (takes_value, inline) {
@@ -431,7 +450,8 @@ impl Opts {
 
     fn name_server(&self) -> Out<NameServerClient> {
         let addr = self.namesrv()?;
-        NameServerClient::new(&addr).or_else(|e| usage(format!("--namesrv {addr:?}: {e}")))
+        NameServerClient::with_config(&addr, client_config().connection().clone(), DEFAULT_NAMESRV_TIMEOUT)
+            .or_else(|e| usage(format!("--namesrv {addr:?}: {e}")))
     }
 
     /// `BROKER:ID`.
@@ -493,7 +513,7 @@ impl Progress {
 }
 
 fn producer(opts: &Opts, default_group: &str) -> Out<Producer> {
-    let config = ProducerConfig::builder()
+    let config = producer_tls(ProducerConfig::builder())
         .group(opts.get("group").unwrap_or(default_group))
         .namesrv_addr(opts.namesrv()?)
         .build()
@@ -751,7 +771,7 @@ fn consume_pull(
     progress: &mut Progress,
     line: &dyn Fn(&MessageExt) -> String,
 ) -> Out<u64> {
-    let config = ConsumerConfig::builder()
+    let config = consumer_tls(ConsumerConfig::builder())
         .group(group)
         .namesrv_addr(namesrv)
         .auto_commit(false)
@@ -766,7 +786,7 @@ fn consume_pull(
         queues = vec![q.clone()];
     }
     consumer.assign(&queues)?;
-    let config = ClientConfig::default();
+    let config = client_config();
     let mut clients: HashMap<String, BrokerClient> = HashMap::new();
     for q in &queues {
         match start.unwrap_or(Start::Begin) {
@@ -822,7 +842,7 @@ fn consume_push(
     progress: &mut Progress,
     body_only: bool,
 ) -> Out<u64> {
-    let mut builder = ConsumerConfig::builder().group(group).namesrv_addr(namesrv);
+    let mut builder = consumer_tls(ConsumerConfig::builder()).group(group).namesrv_addr(namesrv);
     builder = match start {
         Some(Start::Begin) => builder.consume_from_where(ConsumeFromWhere::FirstOffset),
         Some(Start::Time(ms)) => builder.consume_from_where(ConsumeFromWhere::Timestamp).consume_timestamp_ms(ms),
@@ -897,7 +917,7 @@ fn cmd_cluster(opts: &Opts) -> Out<()> {
 
 /// A connection to every master of the route, by broker name.
 fn route_clients(topic: &str, route: &TopicRouteData) -> Out<BTreeMap<String, BrokerClient>> {
-    let config = ClientConfig::default();
+    let config = client_config();
     let mut clients = BTreeMap::new();
     for b in &route.broker_datas {
         let addr = b
@@ -1066,4 +1086,74 @@ fn cmd_bench(opts: &Opts) -> Out<()> {
         return Err(Fail::Runtime(format!("{failed} of {count} sends failed")));
     }
     Ok(())
+}
+
+// ---- TLS: --tls and its options, else ROCKETMQ_TLS=1 and ROCKETMQ_TLS_* ----
+
+/// The TLS settings of this run, set once by `set_tls` (`None`: plain TCP).
+#[cfg(feature = "tls")]
+static TLS: std::sync::OnceLock<Option<rocketmq_blocking::tls::TlsConfig>> = std::sync::OnceLock::new();
+
+/// The TLS settings of the command line (any `--tls*` option), else of the
+/// environment (`TlsConfig::from_env`).
+#[cfg(feature = "tls")]
+fn set_tls(opts: &Opts) -> Out<()> {
+    use rocketmq_blocking::tls::TlsConfig;
+    let given = TLS_OPTIONS.iter().any(|(n, _)| opts.flag(n));
+    let tls = if given {
+        let mut b = TlsConfig::builder().accept_invalid_certs(opts.flag("tls-insecure"));
+        if let Some(ca) = opts.get("tls-ca") {
+            b = b.ca_file(ca);
+        }
+        match (opts.get("tls-cert"), opts.get("tls-key")) {
+            (Some(cert), Some(key)) => b = b.client_cert(cert, key),
+            (None, None) => {}
+            _ => return usage("--tls-cert and --tls-key go together"),
+        }
+        if let Some(name) = opts.get("tls-server-name") {
+            b = b.server_name(name);
+        }
+        Some(b.build()?)
+    } else {
+        TlsConfig::from_env().or_else(|e| usage(e.to_string()))?
+    };
+    let _ = TLS.set(tls);
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn set_tls(opts: &Opts) -> Out<()> {
+    match TLS_OPTIONS.iter().find(|(n, _)| opts.flag(n)) {
+        Some((n, _)) => usage(format!("--{n}: rmq was built without the `tls` feature")),
+        None => Ok(()),
+    }
+}
+
+/// Connection settings for direct broker and name server calls.
+fn client_config() -> ClientConfig {
+    #[cfg(feature = "tls")]
+    if let Some(Some(tls)) = TLS.get() {
+        return ClientConfig::builder().tls(tls.clone()).build().unwrap_or_default();
+    }
+    ClientConfig::default()
+}
+
+fn producer_tls(
+    b: rocketmq_blocking::producer::ProducerConfigBuilder,
+) -> rocketmq_blocking::producer::ProducerConfigBuilder {
+    #[cfg(feature = "tls")]
+    if let Some(Some(tls)) = TLS.get() {
+        return b.tls(tls.clone());
+    }
+    b
+}
+
+fn consumer_tls(
+    b: rocketmq_blocking::consumer::ConsumerConfigBuilder,
+) -> rocketmq_blocking::consumer::ConsumerConfigBuilder {
+    #[cfg(feature = "tls")]
+    if let Some(Some(tls)) = TLS.get() {
+        return b.tls(tls.clone());
+    }
+    b
 }

@@ -148,8 +148,12 @@ impl TlsConfig {
         match (get(ENV_TLS_CERT_FILE), get(ENV_TLS_KEY_FILE)) {
             (Some(cert), Some(key)) => b = b.client_cert(cert, key),
             (None, None) => {}
-            (Some(_), None) => return Err(env_error(ENV_TLS_KEY_FILE, "", format!("is not set but {ENV_TLS_CERT_FILE} is"))),
-            (None, Some(_)) => return Err(env_error(ENV_TLS_CERT_FILE, "", format!("is not set but {ENV_TLS_KEY_FILE} is"))),
+            (Some(_), None) => {
+                return Err(env_error(ENV_TLS_KEY_FILE, "", format!("is not set but {ENV_TLS_CERT_FILE} is")))
+            }
+            (None, Some(_)) => {
+                return Err(env_error(ENV_TLS_CERT_FILE, "", format!("is not set but {ENV_TLS_KEY_FILE} is")))
+            }
         }
         if let Some(name) = get(ENV_TLS_SERVER_NAME) {
             b = b.server_name(name);
@@ -214,8 +218,7 @@ impl TlsConfigBuilder {
     pub fn build(self) -> Result<TlsConfig> {
         let s = self.settings;
         if let Some(name) = &s.server_name {
-            ServerName::try_from(name.as_str())
-                .map_err(|e| config_error(format!("server name {name:?}: {e}")))?;
+            ServerName::try_from(name.as_str()).map_err(|e| config_error(format!("server name {name:?}: {e}")))?;
         }
         let provider = Arc::new(ring::default_provider());
         let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
@@ -458,7 +461,10 @@ pub(crate) fn open(
 
 /// Moves the plaintext the session holds to `plain`; true when the peer
 /// has closed the TLS session.
-pub(crate) fn drain(conn: &mut ClientConnection, plain: &mut Vec<u8>) -> std::result::Result<bool, (TlsErrorKind, String)> {
+pub(crate) fn drain(
+    conn: &mut ClientConnection,
+    plain: &mut Vec<u8>,
+) -> std::result::Result<bool, (TlsErrorKind, String)> {
     let mut chunk = [0u8; 16 * 1024];
     loop {
         match conn.reader().read(&mut chunk) {
@@ -498,7 +504,10 @@ mod tests {
         assert!(c.accepts_invalid_certs());
         assert!(!TlsConfig::builder().accept_invalid_certs(false).settings.accept_invalid_certs);
         let err = TlsConfig::builder().ca_file("/nonexistent/ca.pem").build().unwrap_err();
-        assert!(matches!(&err, Error::Tls { kind: TlsErrorKind::Config, detail, .. } if detail.contains("/nonexistent/ca.pem")), "{err:?}");
+        assert!(
+            matches!(&err, Error::Tls { kind: TlsErrorKind::Config, detail, .. } if detail.contains("/nonexistent/ca.pem")),
+            "{err:?}"
+        );
     }
 
     #[test]

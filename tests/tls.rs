@@ -239,7 +239,8 @@ fn transactions_over_tls() {
         ("rollback", LocalTransactionState::RollbackMessage),
         ("unknown", LocalTransactionState::Unknown),
     ] {
-        let r = tp.send_message_in_transaction(&Message::new(&topic, body), |_, _| state).expect("half message over TLS");
+        let r =
+            tp.send_message_in_transaction(&Message::new(&topic, body), |_, _| state).expect("half message over TLS");
         if body == "unknown" {
             unknown = r.send_result.msg_id.clone();
         }
@@ -329,10 +330,7 @@ fn plain_client_against_an_enforcing_server_gets_a_clear_error() {
         .invoke(RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO), TIMEOUT)
         .expect_err("a TLS server refuses plain TCP");
     let took = started.elapsed();
-    assert!(
-        matches!(&err, Error::ConnectionClosed { reason, .. } if reason.contains("requires TLS")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::ConnectionClosed { reason, .. } if reason.contains("requires TLS")), "{err:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     eprintln!("{err} (after {took:?})");
 }
@@ -355,10 +353,118 @@ fn mutual_tls_refuses_a_client_without_certificate() {
         Ok(c) => c.invoke(RemotingCommand::request(request::GET_BROKER_CLUSTER_INFO), TIMEOUT).expect_err("refused"),
     };
     let took = started.elapsed();
-    assert!(
-        matches!(&err, Error::Tls { kind: TlsErrorKind::Refused | TlsErrorKind::Handshake, .. }),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::Tls { kind: TlsErrorKind::Refused | TlsErrorKind::Handshake, .. }), "{err:?}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     eprintln!("{err} (after {took:?})");
+}
+
+#[test]
+fn producer_and_lite_pull_consumer_through_the_proxy_over_tls() {
+    let Some(tls) = tls() else { return };
+    let Ok(proxy) = std::env::var("ROCKETMQ_PROXY_ADDR") else {
+        eprintln!("skipped: no 5.x proxy (start the harness with ROCKETMQ_PROXY=1)");
+        return;
+    };
+    let topic = topic(&tls, "tls_proxy");
+    // The proxy caches routes for a while: wait until it knows the topic.
+    let via_proxy = NameServerClient::with_config(&proxy, client_config(&tls).connection().clone(), TIMEOUT).unwrap();
+    wait_for(Duration::from_secs(60), "the proxy's route of the new topic", || via_proxy.topic_route(&topic).ok());
+    let config = ProducerConfig::preset(Preset::Testing)
+        .group(unique("tls_proxy_pg"))
+        .namesrv_addr(&proxy)
+        .send_timeout(TIMEOUT)
+        .tls(tls.clone())
+        .build()
+        .unwrap();
+    let p = Producer::new(config).unwrap();
+    p.start().unwrap();
+    let mut sent = BTreeSet::new();
+    for i in 0..20 {
+        let body = format!("proxy tls {i}");
+        p.send(&Message::new(&topic, body.clone())).expect("send through the proxy over TLS");
+        sent.insert(body);
+    }
+    p.shutdown();
+    let config = common::consumer_config(&unique("tls_proxy_cg"))
+        .namesrv_addr(&proxy)
+        .consume_from_where(ConsumeFromWhere::FirstOffset)
+        .request_timeout(TIMEOUT)
+        .tls(tls.clone())
+        .build()
+        .unwrap();
+    let consumer = LitePullConsumer::new(config).unwrap();
+    consumer.subscribe(&topic, "*").unwrap();
+    consumer.start().unwrap();
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < sent.len() {
+        assert!(Instant::now() < deadline, "polled {} of {} through the proxy", got.len(), sent.len());
+        got.extend(bodies(&consumer.poll(Duration::from_millis(500)).unwrap()));
+    }
+    assert_eq!(got, sent);
+    consumer.shutdown();
+    // And what went through the proxy is on the brokers.
+    assert_eq!(bodies(&pull_all(&tls, &topic)), sent);
+}
+
+/// The `rmq` example, built with every feature.
+fn rmq(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    BUILT.call_once(|| {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo.args(["build", "--quiet", "--all-features", "--example", "rmq"]).current_dir(env!("CARGO_MANIFEST_DIR"));
+        common::java::run_bounded(cargo, Duration::from_secs(900), "cargo build --example rmq");
+    });
+    // Bounded by coreutils' timeout (exit 124 past 60 s).
+    let mut cmd = std::process::Command::new("timeout");
+    cmd.arg("60").arg(profile_dir.join("examples").join("rmq")).args(args);
+    for name in rocketmq_blocking::tls::ENV_VARIABLES {
+        cmd.env_remove(name);
+    }
+    cmd.envs(env.iter().map(|(k, v)| (k, v)));
+    let out = cmd.output().expect("run rmq");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn rmq_takes_the_tls_options_and_variables() {
+    let Some(tls) = tls() else { return };
+    let topic = topic(&tls, "tls_rmq");
+    let ca = tls_file("ca.pem").display().to_string();
+    // Flags: send three messages.
+    let mut args = vec!["--tls", "--tls-ca", &ca];
+    let (cert, key);
+    if let Some((c, k)) = tls.client_cert() {
+        (cert, key) = (c.display().to_string(), k.display().to_string());
+        args.extend(["--tls-cert", &cert, "--tls-key", &key]);
+    }
+    args.extend(["send", "--topic", &topic, "--count", "3", "--body", "rmq tls {n}"]);
+    let (code, out, err) = rmq(&args, &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.lines().filter(|l| l.contains("SEND_OK")).count(), 3, "{out}");
+    // Environment: consume them back.
+    let mut env = vec![("ROCKETMQ_TLS", "1".to_string()), ("ROCKETMQ_TLS_CA_FILE", ca.clone())];
+    if let Some((c, k)) = tls.client_cert() {
+        env.push(("ROCKETMQ_TLS_CERT_FILE", c.display().to_string()));
+        env.push(("ROCKETMQ_TLS_KEY_FILE", k.display().to_string()));
+    }
+    let (code, out, err) = rmq(
+        &["consume", "--topic", &topic, "--from-begin", "--count", "3", "--format", "body", "--timeout", "30"],
+        &env,
+    );
+    assert_eq!(code, 0, "{err}");
+    let got: BTreeSet<&str> = out.lines().collect();
+    assert_eq!(got, ["rmq tls 0", "rmq tls 1", "rmq tls 2"].into(), "{out}");
+    // Without TLS the enforcing server's refusal is the error, exit code 1.
+    let (code, _, err) = rmq(&["cluster"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("requires TLS"), "{err}");
+    // The wrong CA: a typed TLS error, exit code 1.
+    let other = tls_file("other-ca.pem").display().to_string();
+    let (code, _, err) = rmq(&["--tls-ca", &other, "cluster"], &[]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("unknown CA"), "{err}");
 }

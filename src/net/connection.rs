@@ -73,6 +73,7 @@ enum Failure {
     Closed(String),
     Protocol(ProtocolError),
     /// A TLS record that could not be read after the handshake.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
     Tls(crate::error::TlsErrorKind, String),
 }
 
@@ -400,8 +401,11 @@ impl Connection {
                 let mut session = crate::tls::handshake(tls, addr, &mut stream, deadline, config.connect_timeout)?;
                 stream.set_read_timeout(None).map_err(io)?;
                 stream.set_write_timeout(Some(config.write_timeout)).map_err(io)?;
-                crate::tls::drain(&mut session, &mut received)
-                    .map_err(|(kind, detail)| Error::Tls { addr: addr.to_string(), kind, detail })?;
+                crate::tls::drain(&mut session, &mut received).map_err(|(kind, detail)| Error::Tls {
+                    addr: addr.to_string(),
+                    kind,
+                    detail,
+                })?;
                 Some(Mutex::new(session))
             }
             None => None,

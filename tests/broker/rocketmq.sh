@@ -606,17 +606,20 @@ cmd_start_proxy() {
   "remotingAccessAddr": "127.0.0.1",
   "remotingListenPort": $PROXY_PORT,
   "grpcServerPort": $PROXY_GRPC_PORT,
+  $([ "$TLS" = 1 ] && printf '"tlsTestModeEnable": false, "tlsCertPath": "%s", "tlsKeyPath": "%s",' "$RUN/tls/server.pem" "$RUN/tls/server.key")
   "enablePrintJstack": false
 }
 JSON
   local t0=$SECONDS
   : >"$RUN/proxy.out"
+  OPTS=()
+  if [ "$TLS" = 1 ]; then tls_java_opts; fi
   RMQ_PROXY_HOME="$RUN/home-proxy" ROCKETMQ_HOME="$RUN/home-proxy" nohup java -server -Xms256m -Xmx512m \
     -XX:MaxDirectMemorySize=256m -XX:+UseG1GC \
     --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
     --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-exports java.base/sun.nio.ch=ALL-UNNAMED \
     -Duser.home="$RUN/home-proxy" -Drocketmq.home.dir="$RUN/home-proxy" \
-    $([ "$TLS" = 1 ] && OPTS=() && tls_java_opts && echo "${OPTS[*]}") \
+    ${OPTS[@]+"${OPTS[@]}"} \
     -cp "$CACHE/proxy-lib/*" org.apache.rocketmq.proxy.ProxyStartup -pc "$RUN/proxy.json" -pm cluster \
     >"$RUN/proxy.out" 2>&1 &
   echo $! >"$RUN/proxy.pid"
@@ -655,6 +658,8 @@ proxy_stop() {
 #                                    registration, proxy -> brokers) uses TLS too
 #   tls.client.authServer / trustCertPath   ... and checks the server's certificate
 #   tls.client.certPath / keyPath    (mutual mode) ... and presents one
+# The 5.x proxy overwrites tls.test.mode.enable with its own tlsTestModeEnable
+# (default true: a self-signed certificate), so proxy.json sets it to false.
 # tls.config.file points at an empty file so a host's /etc/rocketmq/tls.properties
 # cannot change the setup. The name server's cluster info (registration
 # checks) is then asked through `openssl s_client`.
