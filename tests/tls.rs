@@ -468,3 +468,44 @@ fn rmq_takes_the_tls_options_and_variables() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("unknown CA"), "{err}");
 }
+
+/// The official Java client over TLS: `tls.enable=true` (its
+/// `ClientConfig.useTLS` default) with the harness's CA, and in mutual mode
+/// the client certificate, given as system properties through
+/// `JAVA_TOOL_OPTIONS` to the shared peer `interop.Interop`.
+#[test]
+fn the_java_client_over_tls_interoperates_both_ways() {
+    let Some(tls) = tls() else { return };
+    let version = common::java::broker_version(&broker(&tls, "broker-a"));
+    let cp = common::java::build_peer("interop-java-tls", &version, &[]);
+    let mut props = format!(
+        "-Dtls.enable=true -Dtls.test.mode.enable=false -Dtls.client.authServer=true -Dtls.client.trustCertPath={}",
+        tls_file("ca.pem").display()
+    );
+    if let Some((cert, key)) = tls.client_cert() {
+        props += &format!(" -Dtls.client.certPath={} -Dtls.client.keyPath={}", cert.display(), key.display());
+    }
+    let env = [("JAVA_TOOL_OPTIONS", props.as_str()), ("INTEROP_TIMEOUT_MS", "10000")];
+    let topic = topic(&tls, "tls_java");
+
+    // Java sends over TLS; we pull over TLS what it reported.
+    let sent = common::java::run_interop(&cp, &["produce", &topic, "4"], &env, "SENT");
+    assert_eq!(sent.len(), 4, "{sent:?}");
+    let java_ids: BTreeSet<String> = sent.iter().map(|l| l.split('|').nth(1).unwrap().to_string()).collect();
+    let got = pull_all(&tls, &topic);
+    assert_eq!(got.iter().map(|m| m.msg_id.clone()).collect::<BTreeSet<_>>(), java_ids);
+
+    // We send over TLS; Java reads the whole topic over TLS.
+    let ours = produce(&topic, 4);
+    let read = common::java::run_interop(&cp, &["consume", &topic, "8"], &env, "MSG");
+    let read_bodies: BTreeSet<String> = read
+        .iter()
+        .map(|l| {
+            let hex = l.split('|').nth(18).unwrap();
+            let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+        .collect();
+    assert!(ours.is_subset(&read_bodies), "ours {ours:?} not all read by Java: {read_bodies:?}");
+    assert_eq!(read.len(), 8);
+}
