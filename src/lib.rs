@@ -20,6 +20,8 @@
 //! |---|---|---|
 //! | `compression` | on | zlib bodies (`miniz_oxide`): bodies over 4 KiB are compressed when sent, compressed bodies from other clients are inflated; without it such bodies are refused with a typed error |
 //!
+//! | `tls` | off | TLS to name servers, brokers and the 5.x proxy ([`tls`] module; `rustls` with `ring`, `rustls-pki-types`, `rustls-native-certs`), as Java's `tls.enable` |
+//!
 //! `default-features = false` leaves exactly the four runtime dependencies.
 //!
 //! **2. Have a name server and brokers.** Any Apache RocketMQ 4.x or 5.x
@@ -139,13 +141,14 @@
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
 //! | [`error`] | [`Error`] and [`ProtocolError`] |
 //! | `acl` | `Credentials` and request signatures for brokers with access control (`acl` feature) |
+//! | `tls` | `TlsConfig`: TLS settings and the rustls session of a connection (`tls` feature) |
 //!
 //! # Threads
 //! Every thread the crate starts is listed here, with how it stops.
 //!
 //! | thread name | started by | stops when |
 //! |---|---|---|
-//! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
+//! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection; with TLS (`tls` feature) the handshake runs first on the caller's thread, within the connect timeout, and the thread starts only after it: it then reads raw bytes from its socket clone and decrypts them under the connection's one `rustls` session lock, while writers encrypt under the same lock while holding the write lock (lock order: write, then session; the socket is never read under either), so requests stay in flight both ways | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
 //! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal, readying new queues | `shutdown` (or `Drop`) signals its `Condvar` and closes the connections it may be waiting on; joined |
 //! | `rocketmq-pull-<n>` | a consumer's `start`, [`consumer::ConsumerConfig::pull_threads`] of them (default 2), whatever the number of queues: send every queue's pulls without waiting, decode the answers | `shutdown` stops their schedule and wakes them; joined |
 //! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
@@ -174,12 +177,13 @@
 //! | messages pulled and not yet consumed, per queue | 1,000 messages or 100 MiB: pulling pauses | [`ConsumerConfig::pull_threshold_for_queue`], [`ConsumerConfig::pull_threshold_size_for_queue`] |
 //! | pulls per queue | one scheduled or in flight; after a failure, OFFSET_MOVED or an immediate "nothing" the next waits 3 s | [`ConsumerConfig::pull_error_delay`] |
 //! | offset resets from operations tools waiting | 16; more are dropped | consumer background thread |
+//! | TLS (`tls` feature) | the handshake within the connect timeout (3 s); records of at most 16 KiB of plaintext, buffered by `rustls` within its own limits, decrypted as they arrive into the frame buffer above (one frame ≤ 16 MiB) | [`net::ConnectionConfig::connect_timeout`], `rustls` |
 //! | timeouts in a row on one connection | 3 ([`net::MAX_CONSECUTIVE_TIMEOUTS`]), or one timeout with a frame half read: the connection is closed and reopened on next use | [`net::Connection`] |
 //!
 //! # Deadlines
 //! | call | returns within |
 //! |---|---|
-//! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect: 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
+//! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect (and the TLS handshake with the `tls` feature): 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
 //! | [`NameServerClient`] requests | its timeout, across every address together |
 //! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
 //! | [`Producer::shutdown`] | 500 ms for the unregisters ([`producer::SHUTDOWN_UNREGISTER_WAIT`], all brokers at once) + up to 1 s to join |

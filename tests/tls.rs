@@ -502,7 +502,8 @@ fn the_java_client_over_tls_interoperates_both_ways() {
         .iter()
         .map(|l| {
             let hex = l.split('|').nth(18).unwrap();
-            let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            let bytes: Vec<u8> =
+                (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
             String::from_utf8_lossy(&bytes).into_owned()
         })
         .collect();
