@@ -135,6 +135,17 @@ fn bodies(msgs: &[MessageExt]) -> BTreeSet<String> {
     msgs.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect()
 }
 
+/// Polls until `n` distinct bodies arrived (at most 60 s).
+fn poll_bodies(consumer: &LitePullConsumer, n: usize) -> BTreeSet<String> {
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while got.len() < n {
+        assert!(Instant::now() < deadline, "polled {} of {n}", got.len());
+        got.extend(bodies(&consumer.poll(Duration::from_millis(500)).unwrap()));
+    }
+    got
+}
+
 #[test]
 fn admin_calls_producer_and_pulls_over_tls() {
     let Some(tls) = tls() else { return };
@@ -169,13 +180,7 @@ fn lite_pull_consumer_over_tls() {
     let consumer = LitePullConsumer::new(consumer_config(&unique("tls_lite_cg"))).unwrap();
     consumer.subscribe(&topic, "*").unwrap();
     consumer.start().expect("lite pull consumer starts over TLS");
-    let mut got = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < sent.len() {
-        assert!(Instant::now() < deadline, "polled {} of {}", got.len(), sent.len());
-        got.extend(bodies(&consumer.poll(Duration::from_millis(500)).unwrap()));
-    }
-    assert_eq!(got, sent);
+    assert_eq!(poll_bodies(&consumer, sent.len()), sent);
     // Committed over TLS and read back from the brokers.
     consumer.commit_sync().expect("commit over TLS");
     let committed: i64 = topic_queues_of(&tls, &topic)
@@ -395,13 +400,7 @@ fn producer_and_lite_pull_consumer_through_the_proxy_over_tls() {
     let consumer = LitePullConsumer::new(config).unwrap();
     consumer.subscribe(&topic, "*").unwrap();
     consumer.start().unwrap();
-    let mut got = BTreeSet::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while got.len() < sent.len() {
-        assert!(Instant::now() < deadline, "polled {} of {} through the proxy", got.len(), sent.len());
-        got.extend(bodies(&consumer.poll(Duration::from_millis(500)).unwrap()));
-    }
-    assert_eq!(got, sent);
+    assert_eq!(poll_bodies(&consumer, sent.len()), sent);
     consumer.shutdown();
     // And what went through the proxy is on the brokers.
     assert_eq!(bodies(&pull_all(&tls, &topic)), sent);
