@@ -21,7 +21,19 @@ fn main() -> Result<(), Error> {
     let namesrv = std::env::var("ROCKETMQ_NAMESRV_ADDR").unwrap_or_else(|_| "127.0.0.1:19876".into());
     let topic = std::env::var("ROCKETMQ_EXAMPLE_TOPIC").unwrap_or_else(|_| "ConsumerExampleTopic".into());
     let topic = topic.as_str();
-    let ns = NameServerClient::new(&namesrv)?;
+    // TLS from ROCKETMQ_TLS* (`tls` feature), as the consumer's env_overrides.
+    let client_config = ClientConfig::builder();
+    #[cfg(feature = "tls")]
+    let client_config = match rocketmq_blocking::tls::TlsConfig::from_env()? {
+        Some(tls) => client_config.tls(tls),
+        None => client_config,
+    };
+    let client_config = client_config.build()?;
+    let ns = NameServerClient::with_config(
+        &namesrv,
+        client_config.connection().clone(),
+        rocketmq_blocking::namesrv::DEFAULT_NAMESRV_TIMEOUT,
+    )?;
     ns.create_topic("DefaultCluster", &TopicConfig::new(topic).queues(4))?;
 
     // Environment variables (ROCKETMQ_CONSUMER_*) may override the values set before `env_overrides`.
@@ -55,7 +67,7 @@ fn main() -> Result<(), Error> {
     // Send ten messages (TagC is filtered out) to the first broker of the route.
     let route = ns.topic_route(topic)?;
     let broker = &route.broker_datas[0];
-    let client = BrokerClient::connect(broker.master_addr().unwrap_or_default(), &ClientConfig::default())?;
+    let client = BrokerClient::connect(broker.master_addr().unwrap_or_default(), &client_config)?;
     for i in 0..10 {
         let queue = MessageQueue::new(topic, broker.broker_name.clone(), i % 4);
         let tag = ["TagA", "TagB", "TagC"][(i % 3) as usize];

@@ -19,7 +19,15 @@ fn main() -> Result<(), rocketmq_blocking::Error> {
         .build()?;
     let topic = std::env::var("ROCKETMQ_EXAMPLE_TOPIC").unwrap_or_else(|_| "ExampleTopic".into());
     let topic = topic.as_str();
-    NameServerClient::new(config.namesrv_addr())?.create_topic("DefaultCluster", &TopicConfig::new(topic))?;
+    // TLS as the producer has it (`tls` feature, ROCKETMQ_TLS*).
+    #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+    let mut conn = rocketmq_blocking::net::ConnectionConfig::default();
+    #[cfg(feature = "tls")]
+    {
+        conn.tls = config.tls().cloned();
+    }
+    NameServerClient::with_config(config.namesrv_addr(), conn, rocketmq_blocking::namesrv::DEFAULT_NAMESRV_TIMEOUT)?
+        .create_topic("DefaultCluster", &TopicConfig::new(topic))?;
 
     let producer = Producer::new(config)?;
     producer.start()?;

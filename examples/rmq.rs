@@ -22,6 +22,7 @@ use rocketmq_blocking::consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, LitePullConsumer,
     PopConsumer, PopOptions, PushConsumer,
 };
+use rocketmq_blocking::namesrv::DEFAULT_NAMESRV_TIMEOUT;
 use rocketmq_blocking::producer::{Producer, ProducerConfig};
 use rocketmq_blocking::protocol::TopicRouteData;
 use rocketmq_blocking::{Error, Message, MessageExt, MessageQueue, NameServerClient, TopicConfig};
@@ -60,6 +61,12 @@ Options of every command:
   --progress       show the progress line on stderr even when it is not a terminal
   --no-progress    never show it (default: shown on long runs when stderr is a terminal)
   -h, --help       help of the command
+  --tls            TLS to name servers and brokers (needs the `tls` feature);
+                   default from ROCKETMQ_TLS=1 and the ROCKETMQ_TLS_* variables
+  --tls-ca FILE    PEM CA certificates to trust (default: the system's store)
+  --tls-cert FILE, --tls-key FILE   client certificate and key (mutual TLS)
+  --tls-server-name NAME            name the server certificates must carry
+  --tls-insecure   accept any server certificate (test clusters only)
 
 Output: tables are tab-separated with a header line first and a fixed column
 order; `send` and `consume` print one tab-separated line per message and no
@@ -279,6 +286,15 @@ const GLOBAL_OPTIONS: &[(&str, bool)] = &[
     ("progress", false),
     ("no-progress", false),
 ];
+/// TLS options, accepted by every command (see `tls_from`).
+const TLS_OPTIONS: &[(&str, bool)] = &[
+    ("tls", false),
+    ("tls-ca", true),
+    ("tls-cert", true),
+    ("tls-key", true),
+    ("tls-server-name", true),
+    ("tls-insecure", false),
+];
 
 fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
     match cmd {
@@ -352,7 +368,7 @@ fn run(args: &[String]) -> Out<()> {
                 return print(MAIN_HELP);
             }
         } else if let Some(name) = a.strip_prefix("--") {
-            let takes_value = GLOBAL_OPTIONS.iter().any(|(n, v)| *n == name && *v);
+            let takes_value = GLOBAL_OPTIONS.iter().chain(TLS_OPTIONS).any(|(n, v)| *n == name && *v);
             if takes_value {
                 i += 1;
             }
@@ -381,6 +397,7 @@ fn run(args: &[String]) -> Out<()> {
         return print(help);
     }
     let opts = Opts::parse(&rest, options_of(name))?;
+    set_tls(&opts)?;
     func(&opts)
 }
 
@@ -416,7 +433,9 @@ impl Opts {
                 Some((n, v)) => (n, Some(v.to_string())),
                 None => (body, None),
             };
-            let Some((key, takes_value)) = spec.iter().chain(GLOBAL_OPTIONS).find(|(n, _)| *n == name) else {
+            let Some((key, takes_value)) =
+                spec.iter().chain(GLOBAL_OPTIONS).chain(TLS_OPTIONS).find(|(n, _)| *n == name)
+            else {
                 return usage(format!("unknown option --{name}"));
             };
             let value = match (takes_value, inline) {
@@ -490,7 +509,8 @@ impl Opts {
 
     fn name_server(&self) -> Out<NameServerClient> {
         let addr = self.namesrv()?;
-        NameServerClient::new(&addr).or_else(|e| usage(format!("--namesrv {addr:?}: {e}")))
+        NameServerClient::with_config(&addr, client_config(self)?.connection().clone(), DEFAULT_NAMESRV_TIMEOUT)
+            .or_else(|e| usage(format!("--namesrv {addr:?}: {e}")))
     }
 
     /// `BROKER:ID`.
@@ -588,6 +608,12 @@ impl Opts {
 
 /// The settings of a direct broker connection.
 fn client_config(opts: &Opts) -> Out<ClientConfig> {
+    #[cfg(feature = "tls")]
+    let builder = match TLS.get() {
+        Some(Some(tls)) => ClientConfig::builder().tls(tls.clone()),
+        _ => ClientConfig::builder(),
+    };
+    #[cfg(not(feature = "tls"))]
     let builder = ClientConfig::builder();
     #[cfg(feature = "acl")]
     let builder = match opts.credentials()? {
@@ -618,11 +644,11 @@ macro_rules! with_client_settings {
 }
 
 fn producer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::producer::ProducerConfigBuilder> {
-    Ok(with_client_settings!(opts, ProducerConfig::builder().group(group).namesrv_addr(opts.namesrv()?)))
+    Ok(with_client_settings!(opts, producer_tls(ProducerConfig::builder()).group(group).namesrv_addr(opts.namesrv()?)))
 }
 
 fn consumer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::consumer::ConsumerConfigBuilder> {
-    Ok(with_client_settings!(opts, ConsumerConfig::builder().group(group).namesrv_addr(opts.namesrv()?)))
+    Ok(with_client_settings!(opts, consumer_tls(ConsumerConfig::builder()).group(group).namesrv_addr(opts.namesrv()?)))
 }
 // ---- end of namespace and credentials -------------------------------------
 
@@ -1339,8 +1365,7 @@ fn cmd_trace(opts: &Opts) -> Out<()> {
     use rocketmq_blocking::protocol::trace::TraceType;
     let msg_id = opts.required("msg-id")?;
     let topic = opts.get("trace-topic").unwrap_or(rocketmq_blocking::trace::DEFAULT_TRACE_TOPIC);
-    let hops =
-        rocketmq_blocking::trace::query_traces(&opts.name_server()?, &ClientConfig::default(), topic, msg_id, 64)?;
+    let hops = rocketmq_blocking::trace::query_traces(&opts.name_server()?, &client_config(opts)?, topic, msg_id, 64)?;
     if hops.is_empty() {
         return Err(Fail::Runtime(format!("no trace of {msg_id} in {topic}")));
     }
@@ -1377,4 +1402,65 @@ fn cmd_trace(opts: &Opts) -> Out<()> {
         ))?;
     }
     Ok(())
+}
+
+// ---- TLS: --tls and its options, else ROCKETMQ_TLS=1 and ROCKETMQ_TLS_* ----
+
+/// The TLS settings of this run, set once by `set_tls` (`None`: plain TCP).
+#[cfg(feature = "tls")]
+static TLS: std::sync::OnceLock<Option<rocketmq_blocking::tls::TlsConfig>> = std::sync::OnceLock::new();
+
+/// The TLS settings of the command line (any `--tls*` option), else of the
+/// environment (`TlsConfig::from_env`).
+#[cfg(feature = "tls")]
+fn set_tls(opts: &Opts) -> Out<()> {
+    use rocketmq_blocking::tls::TlsConfig;
+    let given = TLS_OPTIONS.iter().any(|(n, _)| opts.flag(n));
+    let tls = if given {
+        let mut b = TlsConfig::builder().accept_invalid_certs(opts.flag("tls-insecure"));
+        if let Some(ca) = opts.get("tls-ca") {
+            b = b.ca_file(ca);
+        }
+        match (opts.get("tls-cert"), opts.get("tls-key")) {
+            (Some(cert), Some(key)) => b = b.client_cert(cert, key),
+            (None, None) => {}
+            _ => return usage("--tls-cert and --tls-key go together"),
+        }
+        if let Some(name) = opts.get("tls-server-name") {
+            b = b.server_name(name);
+        }
+        Some(b.build()?)
+    } else {
+        TlsConfig::from_env().or_else(|e| usage(e.to_string()))?
+    };
+    let _ = TLS.set(tls);
+    Ok(())
+}
+
+#[cfg(not(feature = "tls"))]
+fn set_tls(opts: &Opts) -> Out<()> {
+    match TLS_OPTIONS.iter().find(|(n, _)| opts.flag(n)) {
+        Some((n, _)) => usage(format!("--{n}: rmq was built without the `tls` feature")),
+        None => Ok(()),
+    }
+}
+
+fn producer_tls(
+    b: rocketmq_blocking::producer::ProducerConfigBuilder,
+) -> rocketmq_blocking::producer::ProducerConfigBuilder {
+    #[cfg(feature = "tls")]
+    if let Some(Some(tls)) = TLS.get() {
+        return b.tls(tls.clone());
+    }
+    b
+}
+
+fn consumer_tls(
+    b: rocketmq_blocking::consumer::ConsumerConfigBuilder,
+) -> rocketmq_blocking::consumer::ConsumerConfigBuilder {
+    #[cfg(feature = "tls")]
+    if let Some(Some(tls)) = TLS.get() {
+        return b.tls(tls.clone());
+    }
+    b
 }

@@ -173,6 +173,18 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// TLS failed (`tls` feature): the handshake, the server's certificate,
+    /// a record after the handshake, or the settings themselves.
+    #[error("TLS with {addr}: {kind}: {detail}")]
+    Tls {
+        /// Peer address (empty for [`TlsErrorKind::Config`] errors found
+        /// before connecting).
+        addr: String,
+        /// What failed.
+        kind: TlsErrorKind,
+        /// The details, from `rustls` or the socket.
+        detail: String,
+    },
     /// The connection failed or was closed while a request was in flight.
     #[error("connection to {addr} closed: {reason}")]
     ConnectionClosed {
@@ -453,6 +465,45 @@ pub enum Error {
     },
 }
 
+/// What failed in an [`Error::Tls`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TlsErrorKind {
+    /// The handshake did not complete: the peer closed the connection or
+    /// sent something that is not TLS (a server without TLS does that), or
+    /// no complete handshake arrived within the connect timeout.
+    Handshake,
+    /// The server's certificate is not signed by a trusted CA.
+    UnknownCa,
+    /// The server's certificate does not carry the server's name or address.
+    NameMismatch,
+    /// The server's certificate is otherwise invalid (expired, not yet
+    /// valid, revoked, malformed).
+    BadCertificate,
+    /// The server refused us with an alert (e.g. it requires a client
+    /// certificate, or does not trust ours).
+    Refused,
+    /// A record after the handshake could not be decrypted or is not TLS.
+    Corrupt,
+    /// The TLS settings cannot be used: a file missing or without a
+    /// certificate or key, a bad server name.
+    Config,
+}
+
+impl fmt::Display for TlsErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsErrorKind::Handshake => "handshake failed",
+            TlsErrorKind::UnknownCa => "server certificate signed by an unknown CA",
+            TlsErrorKind::NameMismatch => "server certificate is not valid for this name",
+            TlsErrorKind::BadCertificate => "invalid server certificate",
+            TlsErrorKind::Refused => "refused by the server",
+            TlsErrorKind::Corrupt => "corrupt record",
+            TlsErrorKind::Config => "unusable settings",
+        })
+    }
+}
+
 /// What a response refers to, used to pick an error variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -549,9 +600,14 @@ impl Error {
         matches!(self, Error::Timeout { .. } | Error::RequestTimeout { .. })
     }
 
-    /// Whether the failure was in the connection (connect, closed, timeout).
+    /// Whether the failure was in the connection (connect, closed, timeout,
+    /// TLS other than its settings).
     pub fn is_connection(&self) -> bool {
-        matches!(self, Error::Connect { .. } | Error::ConnectionClosed { .. } | Error::Timeout { .. })
+        match self {
+            Error::Connect { .. } | Error::ConnectionClosed { .. } | Error::Timeout { .. } => true,
+            Error::Tls { kind, .. } => *kind != TlsErrorKind::Config,
+            _ => false,
+        }
     }
 
     /// Whether trying again (possibly on another broker) may succeed.
@@ -564,7 +620,8 @@ impl Error {
             Error::Connect { .. }
             | Error::ConnectionClosed { .. }
             | Error::Timeout { .. }
-            | Error::BrokerBusy { .. } => true,
+            | Error::BrokerBusy { .. }
+            | Error::Tls { kind: TlsErrorKind::Handshake | TlsErrorKind::Corrupt, .. } => true,
             Error::System { code, .. } => {
                 !matches!(code, ResponseCode::RequestCodeNotSupported | ResponseCode::VersionNotSupported)
             }

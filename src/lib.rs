@@ -20,6 +20,8 @@
 //! |---|---|---|
 //! | `compression` | on | zlib bodies (`miniz_oxide`): bodies over 4 KiB are compressed when sent, compressed bodies from other clients are inflated; without it such bodies are refused with a typed error |
 //!
+//! | `tls` | off | TLS to name servers, brokers and the 5.x proxy ([`tls`] module; `rustls` with `ring`, `rustls-pki-types`, `rustls-native-certs`), as Java's `tls.enable` |
+//!
 //! `default-features = false` leaves exactly the four runtime dependencies.
 //!
 //! **2. Have a name server and brokers.** Any Apache RocketMQ 4.x or 5.x
@@ -141,13 +143,14 @@
 //! | [`error`] | [`Error`] and [`ProtocolError`] |
 //! | [`namespace`] | Java's namespace rules (`ns%topic`, `%RETRY%ns%group`) for direct broker calls; producers and consumers apply them themselves |
 //! | `acl` | `Credentials` and request signatures for brokers with access control (`acl` feature) |
+//! | `tls` | `TlsConfig`: TLS settings and the rustls session of a connection (`tls` feature) |
 //!
 //! # Threads
 //! Every thread the crate starts is listed here, with how it stops.
 //!
 //! | thread name | started by | stops when |
 //! |---|---|---|
-//! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
+//! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection; with TLS (`tls` feature) the handshake runs first on the caller's thread, within the connect timeout, and the thread starts only after it: it then reads raw bytes from its socket clone and decrypts them under the connection's one `rustls` session lock, while writers encrypt under the same lock while holding the write lock (lock order: write, then session; the socket is never read under either), so requests stay in flight both ways | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
 //! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`] / [`consumer::PopConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal, readying new queues | `shutdown` (or `Drop`) signals its `Condvar` and closes the connections it may be waiting on; joined |
 //! | `rocketmq-pull-<n>` | a consumer's `start`, [`consumer::ConsumerConfig::pull_threads`] of them (default 2), whatever the number of queues: send every queue's pulls (pop consumer: every assignment's pops) without waiting, decode the answers | `shutdown` stops their schedule and wakes them; joined |
 //! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`] / [`consumer::PopConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread; pop: then ack, retry or dead-letter its messages) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
@@ -182,12 +185,13 @@
 //! | pop consumer: assignments in one QUERY_ASSIGNMENT answer | 131,072 ([`protocol::pop::MAX_ASSIGNMENTS`]: 128 brokers × 1,024 queues); more is a protocol error | [`BrokerClient::query_assignment`] |
 //! | pulls per queue | one scheduled or in flight; after a failure, OFFSET_MOVED or an immediate "nothing" the next waits 3 s | [`ConsumerConfig::pull_error_delay`] |
 //! | offset resets from operations tools waiting | 16; more are dropped | consumer background thread |
+//! | TLS (`tls` feature) | the handshake within the connect timeout (3 s); records of at most 16 KiB of plaintext, buffered by `rustls` within its own limits, decrypted as they arrive into the frame buffer above (one frame ≤ 16 MiB) | [`net::ConnectionConfig::connect_timeout`], `rustls` |
 //! | timeouts in a row on one connection | 3 ([`net::MAX_CONSECUTIVE_TIMEOUTS`]), or one timeout with a frame half read: the connection is closed and reopened on next use | [`net::Connection`] |
 //!
 //! # Deadlines
 //! | call | returns within |
 //! |---|---|
-//! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect: 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
+//! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect (and the TLS handshake with the `tls` feature): 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
 //! | [`NameServerClient`] requests | its timeout, across every address together |
 //! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
 //! | [`Producer::request`] (also with a selector, to a queue) | its timeout: route lookup, registering with the topic's brokers, the send with its retries and the wait for the reply; [`Error::RequestTimeout`] when no reply came |
@@ -228,12 +232,14 @@ pub mod net;
 pub mod producer;
 pub mod protocol;
 mod threads;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod trace;
 pub mod validate;
 
 pub use broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus, SendResult, SendStatus};
 pub use consumer::{ConsumerConfig, LitePullConsumer, MessageSelector, PushConsumer};
-pub use error::{Error, ProtocolError, Result};
+pub use error::{Error, ProtocolError, Result, TlsErrorKind};
 pub use namesrv::{NameServerClient, TopicConfig};
 pub use producer::{Producer, ProducerConfig, TransactionProducer};
 pub use protocol::{Message, MessageExt, MessageQueue};

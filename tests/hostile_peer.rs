@@ -523,3 +523,107 @@ mod bombs {
         check.end(160);
     }
 }
+
+// ---------------------------------------------------------------- TLS
+
+/// TLS peers (`tls` feature): a server that stalls mid-handshake, and one
+/// that completes the handshake and then sends bytes that are not TLS.
+/// Their certificate (tests/data/tls) is for 127.0.0.1 only.
+#[cfg(feature = "tls")]
+mod tls_peers {
+    use super::*;
+    use rocketmq_blocking::tls::TlsConfig;
+    use rocketmq_blocking::TlsErrorKind;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/tls/");
+
+    fn server_session() -> rustls::ServerConnection {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let chain: Vec<_> =
+            CertificateDer::pem_file_iter(format!("{DATA}server.pem")).unwrap().map(|c| c.unwrap()).collect();
+        let key = PrivateKeyDer::from_pem_file(format!("{DATA}server.key")).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        rustls::ServerConnection::new(Arc::new(config)).unwrap()
+    }
+
+    fn client_config(connect_timeout: Duration) -> ConnectionConfig {
+        let tls = TlsConfig::builder().ca_file(format!("{DATA}ca.pem")).build().unwrap();
+        ConnectionConfig { tls: Some(tls), connect_timeout, ..ConnectionConfig::default() }
+    }
+
+    /// Accepts one connection and hands the socket and a server session to
+    /// `play` on a thread of its own; returns the address.
+    fn tls_peer(play: impl FnOnce(std::net::TcpStream, rustls::ServerConnection) + Send + 'static) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (s, _) = listener.accept().unwrap();
+            play(s, server_session());
+        });
+        addr
+    }
+
+    #[test]
+    fn a_tls_peer_stalling_mid_handshake_fails_the_connect_within_its_timeout() {
+        let check = begin();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let addr = tls_peer(move |mut s, mut server| {
+            // Read the ClientHello, send the first 20 bytes of the answer, stall.
+            server.read_tls(&mut s).unwrap();
+            server.process_new_packets().unwrap();
+            let mut flight = Vec::new();
+            server.write_tls(&mut flight).unwrap();
+            s.write_all(&flight[..20]).unwrap();
+            let _ = done_rx.recv_timeout(Duration::from_secs(30));
+        });
+        let timeout = Duration::from_secs(1);
+        let (r, took) = timed(|| Connection::connect(&addr, &client_config(timeout)));
+        let err = r.expect_err("a stalled handshake must fail");
+        assert!(matches!(&err, Error::Tls { kind: TlsErrorKind::Handshake, .. }), "{err:?}");
+        eprintln!("{err}");
+        within(took, timeout);
+        drop(done_tx);
+        check.end(32);
+    }
+
+    #[test]
+    fn garbage_after_the_tls_handshake_fails_waiters_at_once_with_a_tls_error() {
+        let check = begin();
+        let addr = tls_peer(move |mut s, mut server| {
+            while server.is_handshaking() {
+                server.complete_io(&mut s).unwrap();
+            }
+            // The first request arrives; the answer is bytes that are not TLS.
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            s.write_all(b"\x00\x00\x00\x14 this is not a TLS record at all").unwrap();
+            let _ = s.read(&mut buf);
+        });
+        let (r, took, conn) = call_raw(&addr, &client_config(Duration::from_secs(3)));
+        assert!(matches!(&r, Err(Error::Tls { kind: TlsErrorKind::Corrupt, .. })), "{r:?}");
+        assert!(took < Duration::from_secs(2), "woke after {took:?}");
+        assert!(conn.is_closed());
+        drop(conn);
+        check.end(32);
+    }
+
+    #[test]
+    fn a_plain_peer_is_a_handshake_error_not_a_hang() {
+        let check = begin();
+        // A plain RocketMQ server closes a connection whose first bytes are
+        // not a frame it accepts: here it answers with a plain frame.
+        let addr = raw_peer(b"\x00\x00\x00\x08\x00\x00\x00\x04{}{}".to_vec(), false);
+        let (r, took) = timed(|| Connection::connect(&addr, &client_config(Duration::from_secs(3))));
+        let err = r.expect_err("not TLS");
+        assert!(matches!(&err, Error::Tls { kind: TlsErrorKind::Handshake, .. }), "{err:?}");
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        check.end(32);
+    }
+}

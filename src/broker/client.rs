@@ -98,6 +98,11 @@ impl ClientConfig {
     pub fn credentials(&self) -> Option<&crate::acl::Credentials> {
         self.connection.credentials.as_ref()
     }
+    /// TLS settings, if any (`tls` feature).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsConfig> {
+        self.connection.tls.as_ref()
+    }
 }
 
 /// Builds a [`ClientConfig`]; `build` checks the values.
@@ -152,6 +157,13 @@ impl ClientConfigBuilder {
     #[cfg(feature = "acl")]
     pub fn credentials(mut self, credentials: crate::acl::Credentials) -> Self {
         self.config.connection.credentials = Some(credentials);
+        self
+    }
+    /// TLS for every connection (`tls` feature; default none). Java:
+    /// `setUseTLS(true)`. The handshake counts against the connect timeout.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.config.connection.tls = Some(tls);
         self
     }
     /// Checks the values and returns the config.

@@ -106,6 +106,8 @@ pub struct ConsumerConfig {
     trace_topic: Option<String>,
     #[cfg(feature = "acl")]
     credentials: Option<crate::acl::Credentials>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 /// Java's `~/.rocketmq_offsets` (the current directory when `HOME` is unset).
@@ -147,6 +149,8 @@ impl Default for ConsumerConfig {
             trace_topic: None,
             #[cfg(feature = "acl")]
             credentials: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -191,6 +195,11 @@ impl ConsumerConfig {
     #[cfg(feature = "acl")]
     pub fn credentials(&self) -> Option<&crate::acl::Credentials> {
         self.credentials.as_ref()
+    }
+    /// TLS settings, if set (`tls` feature).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsConfig> {
+        self.tls.as_ref()
     }
     /// Clustering (default) or broadcasting.
     pub fn message_model(&self) -> MessageModel {
@@ -327,6 +336,14 @@ impl ConsumerConfigBuilder {
         self.config.credentials = Some(credentials);
         self
     }
+    /// TLS to name servers and brokers (`tls` feature; default none, or
+    /// `ROCKETMQ_TLS=1` and the other [`crate::tls::ENV_VARIABLES`] through
+    /// [`env_overrides`](Self::env_overrides)). Java: `setUseTLS(true)`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.config.tls = Some(tls);
+        self
+    }
     /// Consumer group (required).
     pub fn group(mut self, group: impl Into<String>) -> Self {
         self.config.group = group.into();
@@ -439,6 +456,10 @@ impl ConsumerConfigBuilder {
         #[cfg(feature = "acl")]
         if let Some(credentials) = crate::acl::Credentials::from_env_lookup(&lookup)? {
             c.credentials = Some(credentials);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::TlsConfig::from_env_lookup(&lookup)? {
+            c.tls = Some(tls);
         }
         if let Some(v) = get("ROCKETMQ_CONSUMER_GROUP") {
             c.group = v;
@@ -603,6 +624,13 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_ACCESS_KEY",
     "ROCKETMQ_SECRET_KEY",
     "ROCKETMQ_SECURITY_TOKEN",
+    // Read with the `tls` feature only.
+    "ROCKETMQ_TLS",
+    "ROCKETMQ_TLS_CA_FILE",
+    "ROCKETMQ_TLS_CERT_FILE",
+    "ROCKETMQ_TLS_KEY_FILE",
+    "ROCKETMQ_TLS_SERVER_NAME",
+    "ROCKETMQ_TLS_INSECURE",
 ];
 
 /// `Err` naming `what` unless `lo <= v <= hi`.

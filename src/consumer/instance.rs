@@ -64,6 +64,11 @@ impl Instance {
             Some(credentials) => builder.credentials(credentials.clone()),
             None => builder,
         };
+        #[cfg(feature = "tls")]
+        let builder = match config.tls() {
+            Some(tls) => builder.tls(tls.clone()),
+            None => builder,
+        };
         let client_config = builder.build()?;
         let namesrv = NameServerClient::for_client(config.namesrv_addr(), &client_config)?
             .with_route_limits(config.route_limits());

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering}
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, ProtocolError, Result};
 use crate::protocol::{
@@ -46,6 +46,10 @@ pub struct ConnectionConfig {
     /// Credentials that sign every request (`acl` feature; default none).
     #[cfg(feature = "acl")]
     pub credentials: Option<crate::acl::Credentials>,
+    /// TLS for this connection (`tls` feature; default none: plain TCP).
+    /// The handshake runs inside [`connect_timeout`](Self::connect_timeout).
+    #[cfg(feature = "tls")]
+    pub tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ConnectionConfig {
@@ -57,6 +61,8 @@ impl Default for ConnectionConfig {
             serialize_type: SerializeType::Json,
             #[cfg(feature = "acl")]
             credentials: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -66,6 +72,9 @@ impl Default for ConnectionConfig {
 enum Failure {
     Closed(String),
     Protocol(ProtocolError),
+    /// A TLS record that could not be read after the handshake.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls(crate::error::TlsErrorKind, String),
 }
 
 type Reply = std::result::Result<RemotingCommand, Failure>;
@@ -99,6 +108,14 @@ struct Shared {
     partial: AtomicUsize,
     /// Request timeouts since the last response arrived.
     timeouts: AtomicU32,
+    /// Whether any response has arrived (a peer closing before the first
+    /// one may be a TLS server refusing plain TCP).
+    answered: AtomicBool,
+    /// The TLS session, shared by the reader (decrypts) and the writers
+    /// (encrypt while holding `writer`, so records leave in order). Lock
+    /// order: `writer`, then `tls`; the socket is never read under either.
+    #[cfg(feature = "tls")]
+    tls: Option<Mutex<rustls::ClientConnection>>,
 }
 
 static NEXT_OPAQUE: AtomicI32 = AtomicI32::new(1);
@@ -107,10 +124,50 @@ static NEXT_READER: AtomicUsize = AtomicUsize::new(1);
 use crate::threads::lock;
 
 impl Shared {
+    /// Why the peer closed: a plain connection closed before any answer is
+    /// what a server that requires TLS does.
+    fn closed_by_peer(&self) -> String {
+        #[cfg(feature = "tls")]
+        let plain = self.tls.is_none();
+        #[cfg(not(feature = "tls"))]
+        let plain = true;
+        if plain && !self.answered.load(Ordering::Relaxed) {
+            "closed by peer before any answer (a server that requires TLS does this: tls.server.mode=enforcing; \
+             see the `tls` feature)"
+                .into()
+        } else {
+            "closed by peer".into()
+        }
+    }
+
+    /// Decrypts bytes read from the socket into `buf`; sends what the
+    /// session wants to send back (an alert, a key update answer).
+    #[cfg(feature = "tls")]
+    fn open_tls(&self, cipher: &[u8], buf: &mut Vec<u8>) -> std::result::Result<(), Failure> {
+        let Some(tls) = &self.tls else { return Ok(()) };
+        let opened = crate::tls::open(&mut lock(tls), cipher, buf);
+        let wants_write = match &opened {
+            Ok(o) => o.wants_write,
+            Err(_) => true,
+        };
+        if wants_write {
+            let mut w = lock(&self.writer);
+            let mut out = Vec::new();
+            let _ = crate::tls::seal(&mut lock(tls), &[], &mut out);
+            let _ = w.write_all(&out);
+        }
+        match opened {
+            Ok(o) if o.peer_closed => Err(Failure::Closed("closed by peer (TLS close_notify)".into())),
+            Ok(_) => Ok(()),
+            Err((kind, detail)) => Err(Failure::Tls(kind, detail)),
+        }
+    }
+
     fn failure_error(&self, failure: Failure) -> Error {
         match failure {
             Failure::Closed(reason) => Error::ConnectionClosed { addr: self.addr.clone(), reason },
             Failure::Protocol(source) => Error::Protocol { addr: self.addr.clone(), source },
+            Failure::Tls(kind, detail) => Error::Tls { addr: self.addr.clone(), kind, detail },
         }
     }
 
@@ -146,6 +203,22 @@ impl Shared {
 
     fn write(&self, frame: &[u8]) -> Result<()> {
         let mut w = lock(&self.writer);
+        #[cfg(feature = "tls")]
+        let sealed;
+        #[cfg(feature = "tls")]
+        let frame: &[u8] = match &self.tls {
+            Some(tls) => {
+                let mut out = Vec::with_capacity(frame.len() + 64);
+                if let Err(e) = crate::tls::seal(&mut lock(tls), frame, &mut out) {
+                    drop(w);
+                    self.fail(Failure::Tls(crate::error::TlsErrorKind::Corrupt, format!("cannot encrypt: {e}")));
+                    return Err(self.failure_error(self.current_failure()));
+                }
+                sealed = out;
+                &sealed
+            }
+            None => frame,
+        };
         if let Err(e) = w.write_all(frame) {
             drop(w);
             // A partial frame leaves the stream unusable.
@@ -158,6 +231,7 @@ impl Shared {
     fn dispatch(&self, cmd: RemotingCommand) {
         if cmd.is_response() {
             self.timeouts.store(0, Ordering::SeqCst);
+            self.answered.store(true, Ordering::Relaxed);
             let waiter = lock(&self.pending).remove(&cmd.opaque);
             if let Some(waiter) = waiter {
                 self.wake(waiter, Ok(cmd));
@@ -183,8 +257,10 @@ impl Shared {
         }
     }
 
-    fn read_loop(&self, mut stream: TcpStream) {
-        let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+    /// Reads frames until the socket ends; `buf` holds bytes already
+    /// received (plaintext that came with the TLS handshake).
+    fn read_loop(&self, mut stream: TcpStream, mut buf: Vec<u8>) {
+        buf.reserve(64 * 1024);
         let mut chunk = vec![0u8; 64 * 1024];
         loop {
             let mut start = 0;
@@ -201,7 +277,13 @@ impl Shared {
             buf.drain(..start);
             self.partial.store(buf.len(), Ordering::SeqCst);
             match stream.read(&mut chunk) {
-                Ok(0) => return self.fail(Failure::Closed("closed by peer".into())),
+                Ok(0) => return self.fail(Failure::Closed(self.closed_by_peer())),
+                #[cfg(feature = "tls")]
+                Ok(n) if self.tls.is_some() => {
+                    if let Err(failure) = self.open_tls(&chunk[..n], &mut buf) {
+                        return self.fail(failure);
+                    }
+                }
                 Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
@@ -285,6 +367,7 @@ pub(crate) fn resolve(addr: &str) -> Result<Vec<SocketAddr>> {
 impl Connection {
     /// Connects to `addr` (`host:port`).
     pub fn connect(addr: &str, config: &ConnectionConfig) -> Result<Connection> {
+        let started = Instant::now();
         let targets = resolve(addr)?;
         let mut last = None;
         let mut stream = None;
@@ -297,7 +380,8 @@ impl Connection {
                 Err(e) => last = Some(e),
             }
         }
-        let stream = match stream {
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut stream = match stream {
             Some(s) => s,
             None => {
                 let source = last.unwrap_or_else(|| std::io::Error::other("no address"));
@@ -308,6 +392,26 @@ impl Connection {
         stream.set_nodelay(true).map_err(io)?;
         stream.set_write_timeout(Some(config.write_timeout)).map_err(io)?;
         let peer = stream.peer_addr().map_err(io)?;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
+        let mut received = Vec::new();
+        #[cfg(feature = "tls")]
+        let tls = match &config.tls {
+            Some(tls) => {
+                let deadline = started + config.connect_timeout;
+                let mut session = crate::tls::handshake(tls, addr, &mut stream, deadline, config.connect_timeout)?;
+                stream.set_read_timeout(None).map_err(io)?;
+                stream.set_write_timeout(Some(config.write_timeout)).map_err(io)?;
+                crate::tls::drain(&mut session, &mut received).map_err(|(kind, detail)| Error::Tls {
+                    addr: addr.to_string(),
+                    kind,
+                    detail,
+                })?;
+                Some(Mutex::new(session))
+            }
+            None => None,
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = started;
         let read_half = stream.try_clone().map_err(io)?;
         let control = stream.try_clone().map_err(io)?;
         let shared = Arc::new(Shared {
@@ -321,12 +425,15 @@ impl Connection {
             max_frame_size: config.max_frame_size,
             partial: AtomicUsize::new(0),
             timeouts: AtomicU32::new(0),
+            answered: AtomicBool::new(false),
+            #[cfg(feature = "tls")]
+            tls,
         });
         let for_thread = Arc::clone(&shared);
         let name = format!("rocketmq-conn-{}", NEXT_READER.fetch_add(1, Ordering::Relaxed));
         let reader = thread::Builder::new()
             .name(name)
-            .spawn(move || for_thread.read_loop(read_half))
+            .spawn(move || for_thread.read_loop(read_half, received))
             .map_err(|e| Error::Connect { addr: addr.to_string(), source: e })?;
         Ok(Connection {
             shared,

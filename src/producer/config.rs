@@ -101,6 +101,8 @@ pub struct ProducerConfig {
     trace_topic: Option<String>,
     #[cfg(feature = "acl")]
     credentials: Option<crate::acl::Credentials>,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsConfig>,
 }
 
 impl Default for ProducerConfig {
@@ -129,6 +131,8 @@ impl Default for ProducerConfig {
             trace_topic: None,
             #[cfg(feature = "acl")]
             credentials: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -212,6 +216,11 @@ impl ProducerConfig {
     /// The trace topic (default `RMQ_SYS_TRACE_TOPIC`).
     pub fn trace_topic(&self) -> &str {
         self.trace_topic.as_deref().unwrap_or(crate::trace::DEFAULT_TRACE_TOPIC)
+    }
+    /// TLS settings, if set (`tls` feature).
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<&crate::tls::TlsConfig> {
+        self.tls.as_ref()
     }
     getters! {
         /// Time one send may take, retries included.
@@ -297,6 +306,7 @@ macro_rules! setters {
 /// | `ROCKETMQ_PRODUCER_ENABLE_TRACE` | `true` / `false` |
 /// | `ROCKETMQ_PRODUCER_TRACE_TOPIC` | trace topic |
 /// | `ROCKETMQ_ACCESS_KEY`, `ROCKETMQ_SECRET_KEY`, `ROCKETMQ_SECURITY_TOKEN` | credentials (`acl` feature only; both keys or neither) |
+/// | `ROCKETMQ_TLS`, `ROCKETMQ_TLS_CA_FILE`, `ROCKETMQ_TLS_CERT_FILE`, `ROCKETMQ_TLS_KEY_FILE`, `ROCKETMQ_TLS_SERVER_NAME`, `ROCKETMQ_TLS_INSECURE` | TLS (`tls` feature only; see [`crate::tls::TlsConfig::from_env`]) |
 ///
 /// A value that cannot be used is an [`Error::InvalidEnv`] naming the
 /// variable: a number that does not parse, a zero duration, a group or
@@ -326,6 +336,13 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_ACCESS_KEY",
     "ROCKETMQ_SECRET_KEY",
     "ROCKETMQ_SECURITY_TOKEN",
+    // Read with the `tls` feature only.
+    "ROCKETMQ_TLS",
+    "ROCKETMQ_TLS_CA_FILE",
+    "ROCKETMQ_TLS_CERT_FILE",
+    "ROCKETMQ_TLS_KEY_FILE",
+    "ROCKETMQ_TLS_SERVER_NAME",
+    "ROCKETMQ_TLS_INSECURE",
 ];
 
 impl ProducerConfigBuilder {
@@ -344,6 +361,14 @@ impl ProducerConfigBuilder {
     #[cfg(feature = "acl")]
     pub fn credentials(mut self, credentials: crate::acl::Credentials) -> Self {
         self.config.credentials = Some(credentials);
+        self
+    }
+    /// TLS to name servers and brokers (`tls` feature; default none, or
+    /// `ROCKETMQ_TLS=1` and the other [`crate::tls::ENV_VARIABLES`] through
+    /// [`env_overrides`](Self::env_overrides)). Java: `setUseTLS(true)`.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: crate::tls::TlsConfig) -> Self {
+        self.config.tls = Some(tls);
         self
     }
     /// Producer group (required).
@@ -448,6 +473,10 @@ impl ProducerConfigBuilder {
         #[cfg(feature = "acl")]
         if let Some(credentials) = crate::acl::Credentials::from_env_lookup(&lookup)? {
             c.credentials = Some(credentials);
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = crate::tls::TlsConfig::from_env_lookup(&lookup)? {
+            c.tls = Some(tls);
         }
         if let Some(v) = get("ROCKETMQ_PRODUCER_CLIENT_ID") {
             c.client_id = Some(v);

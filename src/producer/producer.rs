@@ -428,6 +428,11 @@ impl Producer {
             Some(credentials) => builder.credentials(credentials.clone()),
             None => builder,
         };
+        #[cfg(feature = "tls")]
+        let builder = match config.tls() {
+            Some(tls) => builder.tls(tls.clone()),
+            None => builder,
+        };
         let client_config = builder.build()?;
         // Every producer answers the broker's pushed replies (request-reply).
         let requests = Arc::new(RequestTable::new(config.max_pending_requests()));

@@ -34,6 +34,11 @@
 # mode" below): the controller inside the name server, and a master and a
 # slave per broker name whose roles the controller decides. Its runtime files
 # live in target/rocketmq-<version>-controller/.
+# ROCKETMQ_TLS=1 starts name server, brokers (and proxy) with TLS enforced
+# (see "TLS mode" below); ROCKETMQ_TLS_MUTUAL=1 as well requires client
+# certificates. `start` / `env` then print the ROCKETMQ_TLS_* variables the
+# client reads. Runtime files (certificates included) in target/rocketmq-<version>-tls[-mutual]/.
+#   ROCKETMQ_TLS=1 ROCKETMQ_PORT_OFFSET=300 tests/run.sh --test tls
 set -euo pipefail
 
 VERSION=${ROCKETMQ_VERSION:-5.5.0}
@@ -41,7 +46,9 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
 ACL=${ROCKETMQ_ACL:-0}
 CONTROLLER=${ROCKETMQ_CONTROLLER:-0}
-RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)$([ "$CONTROLLER" = 1 ] && echo -controller || true)
+TLS=${ROCKETMQ_TLS:-0}
+TLS_MUTUAL=${ROCKETMQ_TLS_MUTUAL:-0}
+RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)$([ "$CONTROLLER" = 1 ] && echo -controller || true)$([ "$TLS" = 1 ] && echo -tls || true)$([ "$TLS" = 1 ] && [ "$TLS_MUTUAL" = 1 ] && echo -mutual || true)
 mkdir -p "$RUN"
 RUN_AS_GIVEN=$RUN
 RUN=$(cd -P "$RUN" && pwd)
@@ -111,6 +118,7 @@ java_opts() {
   # broker-b answers with the ROCKETMQ binary header, broker-a with JSON,
   # so the tests meet both encodings from real brokers.
   if [ "$name" = broker-b ]; then OPTS+=(-Drocketmq.serialize.type=ROCKETMQ); fi
+  if [ "$TLS" = 1 ]; then tls_java_opts; fi
 }
 
 # A PID counts as ours only while its command line names our config file,
@@ -194,8 +202,10 @@ run_mqadmin() {
   mkdir -p "$RUN/home-tools/conf"
   [ -f "$RUN/home-tools/conf/logback_tools.xml" ] ||
     write_logback "$RUN/home-tools/conf/logback_tools.xml" "$RUN/home-tools/logs/tools.log"
+  OPTS=()
+  if [ "$TLS" = 1 ]; then tls_java_opts; fi
   ROCKETMQ_HOME="$RUN/home-tools" java -Xms64m -Xmx256m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
-    -Drocketmq.home.dir="$RUN/home-tools" -cp "$CACHE/lib/*" \
+    -Drocketmq.home.dir="$RUN/home-tools" ${OPTS[@]+"${OPTS[@]}"} -cp "$CACHE/lib/*" \
     org.apache.rocketmq.tools.command.MQAdminStartup "$@" -n "$NS_ADDR"
 }
 
@@ -331,6 +341,7 @@ start_namesrv() {
 # The name server's cluster info, asked with one raw GET_BROKER_CLUSTER_INFO
 # (code 106) frame over bash's /dev/tcp: no JVM start per poll.
 cluster_info() {
+  if [ "$TLS" = 1 ]; then tls_cluster_info; return; fi
   local hdr='{"code":106,"flag":0,"language":"JAVA","opaque":1,"serializeTypeCurrentRPC":"JSON","version":0}'
   timeout 5 bash -c '
     be32() { printf "\\x%02x\\x%02x\\x%02x\\x%02x" $(($1>>24&255)) $(($1>>16&255)) $(($1>>8&255)) $(($1&255)); }
@@ -467,6 +478,7 @@ fresh_start() {
   # A fresh start begins with empty stores, so every run starts alike.
   rm -rf "$RUN"/store-*
   write_configs
+  if [ "$TLS" = 1 ]; then tls_certificates; fi
   write_ops_configs
   if [ "$CONTROLLER" = 1 ]; then controller_write_configs; fi
   start_namesrv
@@ -609,6 +621,7 @@ resume_members() {
 start_exports() {
   echo "export ROCKETMQ_NAMESRV_ADDR=$NS_ADDR"
   acl_env
+  tls_env
   if proxy_alive; then echo "export ROCKETMQ_PROXY_ADDR=127.0.0.1:$PROXY_PORT"; fi
   if slaves_on; then echo "export ROCKETMQ_SLAVES=1"; fi
   if [ -f "$RUN/controller.on" ]; then echo "export ROCKETMQ_CONTROLLER=1"; fi
@@ -664,21 +677,32 @@ cmd_start_proxy() {
   "remotingAccessAddr": "127.0.0.1",
   "remotingListenPort": $PROXY_PORT,
   "grpcServerPort": $PROXY_GRPC_PORT,
+  $([ "$TLS" = 1 ] && printf '"tlsTestModeEnable": false, "tlsCertPath": "%s", "tlsKeyPath": "%s",' "$RUN/tls/server.pem" "$RUN/tls/server.key")
   "enablePrintJstack": false
 }
 JSON
   local t0=$SECONDS
   : >"$RUN/proxy.out"
+  OPTS=()
+  if [ "$TLS" = 1 ]; then tls_java_opts; fi
   RMQ_PROXY_HOME="$RUN/home-proxy" ROCKETMQ_HOME="$RUN/home-proxy" nohup java -server -Xms256m -Xmx512m \
     -XX:MaxDirectMemorySize=256m -XX:+UseG1GC \
     --add-opens java.base/java.nio=ALL-UNNAMED --add-opens java.base/java.lang=ALL-UNNAMED \
     --add-opens java.base/sun.nio.ch=ALL-UNNAMED --add-exports java.base/sun.nio.ch=ALL-UNNAMED \
     -Duser.home="$RUN/home-proxy" -Drocketmq.home.dir="$RUN/home-proxy" \
+    ${OPTS[@]+"${OPTS[@]}"} \
     -cp "$CACHE/proxy-lib/*" org.apache.rocketmq.proxy.ProxyStartup -pc "$RUN/proxy.json" -pm cluster \
     >"$RUN/proxy.out" 2>&1 &
   echo $! >"$RUN/proxy.pid"
   await_exec proxy
   wait_until "$START_TIMEOUT" "proxy start" proxy_alive_and_started || {
+    # In TLS mode the proxy's start-up calls (3 s each, handshake included)
+    # can time out on a loaded machine and end the proxy: try up to 3 times.
+    if [ "$TLS" = 1 ] && [ "${PROXY_TRY:-1}" -lt 3 ] && ! proxy_alive; then
+      log "proxy start-up failed over TLS; trying again"
+      PROXY_TRY=$((${PROXY_TRY:-1} + 1)) cmd_start_proxy
+      return
+    fi
     log "---- tail of $RUN/proxy.out"
     tail -n 40 "$RUN/proxy.out" >&2 || true
     die "proxy did not start"
@@ -692,6 +716,90 @@ proxy_stop() {
   # stop_pid signals only our PID file's process; the check keeps a stale
   # file from signalling someone else's process.
   if proxy_alive; then stop_pid proxy TERM; else rm -f "$RUN/proxy.pid"; fi
+}
+# ---------------------------------------------------------------------------
+# TLS mode (ROCKETMQ_TLS=1, with ROCKETMQ_TLS_MUTUAL=1 for mutual TLS).
+#
+# A test CA and certificates made with openssl in $RUN/tls (once): ca.pem,
+# server.pem / server.key (subjectAltName IP:127.0.0.1 and DNS:localhost,
+# for serverAuth and clientAuth: the brokers' and proxy's own clients present
+# it in mutual mode), client.pem / client.key (a client certificate of the
+# same CA) and other-ca.pem (a CA that signed nothing here, for the "unknown
+# CA" tests). Every JVM (name server, brokers, proxy, mqadmin) gets the
+# system properties of TlsSystemConfig (the same names in 4.9.7 and 5.5.0):
+#   tls.server.mode=enforcing        plain TCP is refused (the connection is closed)
+#   tls.test.mode.enable=false       else the server makes a self-signed certificate
+#   tls.server.certPath / keyPath    the server certificate and its PKCS#8 key
+#   tls.server.need.client.auth      none, or require in mutual mode
+#   tls.server.authClient / trustCertPath   client certificates checked against the CA
+#   tls.enable=true                  the JVM's own client (broker -> name server
+#                                    registration, proxy -> brokers) uses TLS too
+#   tls.client.authServer / trustCertPath   ... and checks the server's certificate
+#   tls.client.certPath / keyPath    (mutual mode) ... and presents one
+# The 5.x proxy overwrites tls.test.mode.enable with its own tlsTestModeEnable
+# (default true: a self-signed certificate), so proxy.json sets it to false.
+# tls.config.file points at an empty file so a host's /etc/rocketmq/tls.properties
+# cannot change the setup. The name server's cluster info (registration
+# checks) is then asked through `openssl s_client`.
+
+tls_certificates() {
+  local d=$RUN/tls
+  [ -f "$d/.complete" ] && return 0
+  command -v openssl >/dev/null || die "openssl not found: apt-get install openssl"
+  rm -rf "$d" && mkdir -p "$d"
+  (
+    cd "$d"
+    local ca_ext="basicConstraints=critical,CA:TRUE
+keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3650 \
+      -subj "/CN=rocketmq-blocking test CA" -addext "${ca_ext%%$'\n'*}" -addext "${ca_ext#*$'\n'}"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 3650 \
+      -subj "/CN=rocketmq-blocking other CA" -addext "${ca_ext%%$'\n'*}" -addext "${ca_ext#*$'\n'}"
+    local who
+    for who in server client; do
+      openssl req -newkey rsa:2048 -nodes -keyout "$who.key" -out "$who.csr" -subj "/CN=rocketmq-blocking $who"
+      printf 'basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n' >"$who.ext"
+      openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
+        -extfile "$who.ext" -out "$who.pem"
+    done
+    : >tls.properties
+  ) >"$d/openssl.log" 2>&1 || { cat "$d/openssl.log" >&2; die "openssl could not make the test certificates"; }
+  touch "$d/.complete"
+}
+
+# Appends the TlsSystemConfig properties to OPTS.
+tls_java_opts() {
+  local d=$RUN/tls
+  OPTS+=(-Dtls.server.mode=enforcing -Dtls.test.mode.enable=false -Dtls.config.file="$d/tls.properties"
+    -Dtls.server.certPath="$d/server.pem" -Dtls.server.keyPath="$d/server.key"
+    -Dtls.enable=true -Dtls.client.authServer=true -Dtls.client.trustCertPath="$d/ca.pem")
+  if [ "$TLS_MUTUAL" = 1 ]; then
+    OPTS+=(-Dtls.server.need.client.auth=require -Dtls.server.authClient=true -Dtls.server.trustCertPath="$d/ca.pem"
+      -Dtls.client.certPath="$d/server.pem" -Dtls.client.keyPath="$d/server.key")
+  else
+    OPTS+=(-Dtls.server.need.client.auth=none)
+  fi
+}
+
+# cluster_info over TLS (the server keeps the connection open: timeout ends it).
+tls_cluster_info() {
+  local d=$RUN/tls hdr='{"code":106,"flag":0,"language":"JAVA","opaque":1,"serializeTypeCurrentRPC":"JSON","version":0}'
+  local auth=()
+  if [ "$TLS_MUTUAL" = 1 ]; then auth=(-cert "$d/client.pem" -key "$d/client.key"); fi
+  be32() { printf '\\x%02x\\x%02x\\x%02x\\x%02x' $(($1>>24&255)) $(($1>>16&255)) $(($1>>8&255)) $(($1&255)); }
+  { printf "%b%b%s" "$(be32 $((${#hdr}+4)))" "$(be32 ${#hdr})" "$hdr"; sleep 2; } |
+    timeout 3 openssl s_client -quiet -connect "127.0.0.1:$NS_PORT" -CAfile "$d/ca.pem" ${auth[@]+"${auth[@]}"} 2>/dev/null |
+    tr -d '\000' || true
+}
+
+# The variables the client reads (tests/tls.rs, TlsConfig::from_env).
+tls_env() {
+  [ "$TLS" = 1 ] || return 0
+  local d=$RUN/tls
+  echo "export ROCKETMQ_TLS=1 ROCKETMQ_TLS_CA_FILE=$d/ca.pem ROCKETMQ_TLS_DIR=$d"
+  if [ "$TLS_MUTUAL" = 1 ]; then
+    echo "export ROCKETMQ_TLS_MUTUAL=1 ROCKETMQ_TLS_CERT_FILE=$d/client.pem ROCKETMQ_TLS_KEY_FILE=$d/client.key"
+  fi
 }
 # ---------------------------------------------------------------------------
 

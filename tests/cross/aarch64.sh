@@ -7,6 +7,11 @@
 #
 #   eval "$(tests/broker/rocketmq.sh start)" && tests/cross/aarch64.sh
 #
+# Against a TLS cluster (`eval "$(ROCKETMQ_TLS=1 tests/broker/rocketmq.sh start)"`,
+# which exports ROCKETMQ_TLS=1 and the CA file) the examples are built with
+# the `tls` feature (rustls with ring, whose C and assembly parts the same
+# gcc-aarch64-linux-gnu compiles) and every run speaks TLS.
+#
 # Installs the Debian packages it needs when they are missing (needs root or
 # sudo; adds the arm64 architecture to dpkg). The binaries are linked
 # statically (`-C target-feature=+crt-static`): under Debian 12's qemu-user
@@ -63,7 +68,8 @@ t0=$(now)
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
   RUSTFLAGS="-C target-feature=+crt-static" \
   "$CARGO" build --release --locked --target "$TRIPLE" --target-dir "$TARGET_DIR" \
-  --example quickstart --example producer --example consumer
+  --example quickstart --example producer --example consumer \
+  $([ "${ROCKETMQ_TLS:-0}" = 1 ] && echo "--features tls")
 if command -v file >/dev/null; then
   for e in quickstart producer consumer; do
     file -b "$BIN/$e" | grep -q 'ARM aarch64.*statically linked' \
@@ -135,4 +141,4 @@ want="hello 0 TagA,hello 1 TagB,hello 3 TagA,hello 4 TagB,hello 6 TagA,hello 7 T
 ! grep -q 'TagC' "$f" || die "a TagC message reached the listener"
 
 log "qemu runs in $(took "$t_runs")"
-echo "aarch64 (qemu-aarch64): quickstart, producer and consumer passed against $NAMESRV"
+echo "aarch64 (qemu-aarch64): quickstart, producer and consumer passed against $NAMESRV$([ "${ROCKETMQ_TLS:-0}" = 1 ] && echo " over TLS")"
