@@ -533,9 +533,13 @@ impl PopInner {
         Ok(assignments.into_iter().filter_map(|a| a.message_queue).collect())
     }
 
+    /// A task taken is a task run (the gate is entered before taking one,
+    /// as the push consumer's threads do): shutdown leaves only tasks never
+    /// taken, whose messages come back after their invisible time.
     fn worker_loop(&self) {
-        while let Some(task) = self.tasks.take() {
+        loop {
             let Some(pass) = self.gate.enter() else { return };
+            let Some(task) = self.tasks.take() else { return };
             match task {
                 Task::Consume(a, msgs) => self.consume(&a, &msgs),
                 Task::Ack(a, msgs) => {
