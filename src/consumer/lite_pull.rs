@@ -231,8 +231,8 @@ impl LitePullConsumer {
     }
 
     /// What brokers and the name server keep refusing this consumer, by
-    /// subject (`route of <topic>`, `heartbeat to <broker>`, `pull of
-    /// <queue>`): authentication, authorization, a topic or group that does
+    /// subject (`route of <topic>`, `consumer list of <topic>`, `heartbeat
+    /// to <broker>`, `pull of <queue>`): authentication, authorization, a topic or group that does
     /// not exist. Empty while everything works; an entry goes away once
     /// the subject works again. `start` itself fails when every broker
     /// refuses the first heartbeat.

@@ -43,13 +43,16 @@ pub(crate) fn desired_queues(inst: &Instance, topic: &str) -> Option<BTreeSet<Me
     if !inst.clustering() {
         return Some(all.into_iter().collect());
     }
+    let subject = format!("consumer list of {topic}");
     let ids = match inst.consumer_ids(topic) {
         Ok(ids) => ids,
         Err(e) => {
             log_warn!("consumer list failed: group={} topic={topic} error={e}", inst.group);
+            inst.refusals.refused(&subject, e);
             return None;
         }
     };
+    inst.refusals.clear(&subject);
     if ids.is_empty() {
         return None;
     }
