@@ -177,6 +177,7 @@
 //! | pop consumer: assignments in one QUERY_ASSIGNMENT answer | 131,072 ([`protocol::pop::MAX_ASSIGNMENTS`]: 128 brokers × 1,024 queues); more is a protocol error | [`BrokerClient::query_assignment`] |
 //! | pulls per queue | one scheduled or in flight; after a failure, OFFSET_MOVED or an immediate "nothing" the next waits 3 s | [`ConsumerConfig::pull_error_delay`] |
 //! | offset resets from operations tools waiting | 16; more are dropped | consumer background thread |
+//! | refusals a consumer reports (`refusals()`) | 4,096 subjects (queue, topic, broker); more are not recorded | consumer |
 //! | timeouts in a row on one connection | 3 ([`net::MAX_CONSECUTIVE_TIMEOUTS`]), or one timeout with a frame half read: the connection is closed and reopened on next use | [`net::Connection`] |
 //!
 //! # Deadlines
