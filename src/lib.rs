@@ -186,6 +186,7 @@
 //! | pulls per queue | one scheduled or in flight; after a failure, OFFSET_MOVED or an immediate "nothing" the next waits 3 s | [`ConsumerConfig::pull_error_delay`] |
 //! | offset resets from operations tools waiting | 16; more are dropped | consumer background thread |
 //! | TLS (`tls` feature) | the handshake within the connect timeout (3 s); records of at most 16 KiB of plaintext, buffered by `rustls` within its own limits, decrypted as they arrive into the frame buffer above (one frame ≤ 16 MiB) | [`net::ConnectionConfig::connect_timeout`], `rustls` |
+//! | refusals a consumer reports (`refusals()`) | 4,096 subjects (queue, topic, broker); more are not recorded | consumer |
 //! | timeouts in a row on one connection | 3 ([`net::MAX_CONSECUTIVE_TIMEOUTS`]), or one timeout with a frame half read: the connection is closed and reopened on next use | [`net::Connection`] |
 //!
 //! # Deadlines

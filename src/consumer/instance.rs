@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO};
 use super::owner::{DirectReply, QueueOwner};
 use super::pull_service::Next;
+use super::refusal::{is_refusal, Refusals};
 use super::signal::Signal;
 use crate::broker::{BrokerClient, ClientConfig, PullRequest};
 use crate::error::{Error, OperationKind, Result};
@@ -43,6 +44,8 @@ pub(crate) struct Instance {
     pub client_id: String,
     pub consume_type: ConsumeType,
     pub signal: Arc<Signal>,
+    /// What brokers and the name server keep refusing.
+    pub refusals: Refusals,
     /// The consumer object, for what operations tools ask (set by `start`).
     owner: Arc<OnceLock<Weak<dyn QueueOwner>>>,
     started_ms: AtomicI64,
@@ -77,6 +80,7 @@ impl Instance {
             client_id,
             consume_type,
             signal: Arc::new(Signal::default()),
+            refusals: Refusals::default(),
             owner: Arc::new(OnceLock::new()),
             started_ms: AtomicI64::new(0),
             client_config,
@@ -89,11 +93,13 @@ impl Instance {
     }
 
     /// What both consumers' `start` does first: notes the start time,
-    /// makes `owner` answer what operations tools ask, heartbeats.
-    pub fn begin(&self, owner: Weak<dyn QueueOwner>) {
+    /// makes `owner` answer what operations tools ask, heartbeats; fails
+    /// with the refusal when no broker accepted the heartbeat and one
+    /// refused it (authentication, authorization).
+    pub fn begin(&self, owner: Weak<dyn QueueOwner>) -> Result<()> {
         self.started_ms.store(now_ms(), Ordering::SeqCst);
         let _ = self.owner.set(owner);
-        self.heartbeat_all(Instant::now() + self.config.request_timeout());
+        self.heartbeat_all(Instant::now() + self.config.request_timeout()).map_or(Ok(()), Err)
     }
 
     /// Where consume-from-timestamp starts: the configured time, else 30
@@ -373,8 +379,9 @@ impl Instance {
     /// Refreshes the routes of the subscribed topics, then heartbeats every
     /// known broker at once, waiting for their answers until `deadline`
     /// (connections not yet open are opened one by one until then). Returns
-    /// how many brokers answered.
-    pub fn heartbeat_all(&self, deadline: Instant) -> usize {
+    /// the first refusal when no broker accepted it (the others, and all of
+    /// them when one accepted, are recorded in the refusals).
+    pub fn heartbeat_all(&self, deadline: Instant) -> Option<Error> {
         for sub in self.subscriptions() {
             let _ = self.topic_queues(&sub.topic);
         }
@@ -391,19 +398,27 @@ impl Instance {
         let data = self.heartbeat_data();
         let calls = clients.iter().map(|c| (c.connection(), BrokerClient::heartbeat_command(&data))).collect();
         let results = invoke_all(calls, deadline.saturating_duration_since(Instant::now()));
-        let mut answered = 0;
-        for (r, c) in results.iter().zip(&clients) {
-            if Self::succeeded(c, r, "heartbeat") {
-                answered += 1;
-            } else {
-                log_warn!("heartbeat failed: group={} broker={} result={:?}", self.group, c.addr(), r.as_ref().err());
+        let mut refused = Vec::new();
+        let mut answered = false;
+        for (r, c) in results.into_iter().zip(&clients) {
+            let subject = format!("heartbeat to {}", c.addr());
+            match r.and_then(|resp| c.expect_success(&resp, "heartbeat", OperationKind::Other, "", -1)) {
+                Ok(()) => {
+                    answered = true;
+                    self.refusals.clear(&subject);
+                }
+                Err(e) => {
+                    log_warn!("heartbeat failed: group={} broker={} error={e}", self.group, c.addr());
+                    refused.push((subject, e));
+                }
             }
         }
-        answered
-    }
-
-    fn succeeded(client: &BrokerClient, r: &Result<RemotingCommand>, operation: &'static str) -> bool {
-        r.as_ref().is_ok_and(|resp| client.expect_success(resp, operation, OperationKind::Other, "", -1).is_ok())
+        let first = if answered { None } else { refused.iter().position(|(_, e)| is_refusal(e)) };
+        let first = first.map(|i| refused.swap_remove(i).1);
+        for (subject, e) in refused {
+            self.refusals.refused(&subject, e);
+        }
+        first
     }
 
     /// Leaves the group on every connected broker, all at once, waiting for

@@ -11,6 +11,7 @@ use super::offset_store::OffsetStore;
 use super::owner::QueueOwner;
 use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
 use super::rebalance;
+use super::refusal::pull_subject;
 use super::selector::{prepare_messages, MessageSelector};
 use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
@@ -229,6 +230,16 @@ impl LitePullConsumer {
         Ok(())
     }
 
+    /// What brokers and the name server keep refusing this consumer, by
+    /// subject (`route of <topic>`, `consumer list of <topic>`, `heartbeat
+    /// to <broker>`, `pull of <queue>`): authentication, authorization, a topic or group that does
+    /// not exist. Empty while everything works; an entry goes away once
+    /// the subject works again. `start` itself fails when every broker
+    /// refuses the first heartbeat.
+    pub fn refusals(&self) -> Vec<(String, Arc<Error>)> {
+        self.inner.inst.refusals.list()
+    }
+
     /// The queues held now (topics without the namespace).
     pub fn assignment(&self) -> Vec<MessageQueue> {
         let inst = &self.inner.inst;
@@ -256,7 +267,10 @@ impl LitePullConsumer {
         }
         let inner = &self.inner;
         let inst = &inner.inst;
-        inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
+        if let Err(e) = inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>))) {
+            self.shutdown();
+            return Err(e);
+        }
         let mut threads = Vec::new();
         let started = inner.pulls.start(Arc::clone(inner), inst.config.pull_threads()).and_then(|pulls| {
             threads.extend(pulls);
@@ -500,9 +514,11 @@ impl Puller for LiteInner {
             Ok(r) => r,
             Err(e) => {
                 log_debug!("pull failed: queue={:?} offset={} error={e}", q.mq, req.offset);
+                self.inst.refusals.refused(&pull_subject(&q.mq), e);
                 return (!lock(&q.state).dropped).then_some(config.pull_error_delay());
             }
         };
+        self.inst.refusals.clear(&pull_subject(&q.mq));
         let delay = match r.status {
             PullStatus::Found => Duration::ZERO,
             PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {

@@ -52,11 +52,11 @@
 //! # Layers
 //! Each file uses only those on the lines above it (`mod.rs` only declares
 //! and re-exports):
-//! 1. `config`, `allocate`, `selector`, `listener`, `signal`, `owner`
+//! 1. `config`, `allocate`, `selector`, `listener`, `signal`, `refusal`, `owner`
 //!    (the `QueueOwner` trait the consumers implement),
 //!    `pull_service`: no other consumer file but `config` → `allocate`;
 //! 2. `instance` (connections, routes, subscriptions, heartbeats, brokers'
-//!    requests) → `config`, `signal`, `owner`, `pull_service`;
+//!    requests) → `config`, `signal`, `refusal`, `owner`, `pull_service`;
 //! 3. `offset_store` → `instance`; `rebalance` (the background thread) →
 //!    `instance`, `offset_store`, `owner`, `signal`;
 //! 4. push only: `process_queue` → `config`; `work_queue` (consume pool,
@@ -76,6 +76,7 @@ mod process_queue;
 mod pull_service;
 mod push;
 mod rebalance;
+mod refusal;
 mod selector;
 mod signal;
 mod work_queue;

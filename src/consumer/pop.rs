@@ -403,7 +403,11 @@ impl PopConsumer {
         if inst.subscriptions().is_empty() {
             return Err(Error::invalid("subscription", "subscribe to a topic before start"));
         }
-        inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
+        if let Err(e) = inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>))) {
+            inst.close();
+            *run = RunState::Stopped;
+            return Err(e);
+        }
         let mut threads = Vec::new();
         let mut started = || -> Result<()> {
             for sub in inst.subscriptions() {

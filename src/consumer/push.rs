@@ -17,6 +17,7 @@ use super::owner::{DirectReply, QueueOwner};
 use super::process_queue::{DropReason, ProcessQueue};
 use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
 use super::rebalance;
+use super::refusal::pull_subject;
 use super::selector::{prepare_messages, MessageSelector};
 use super::work_queue::{Gate, Task, WorkQueue};
 use crate::broker::{PullRequest, PullResult, PullStatus};
@@ -194,7 +195,11 @@ impl PushConsumer {
         if inst.clustering() {
             inst.set_subscription(SubscriptionData::tag(inner.retry_topic.clone(), "*"));
         }
-        inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
+        if let Err(e) = inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>))) {
+            inst.close();
+            *run = RunState::Stopped;
+            return Err(e);
+        }
 
         let mut threads = Vec::new();
         let mut started = || -> Result<()> {
@@ -229,6 +234,16 @@ impl PushConsumer {
     /// The trace's counters, when [`ConsumerConfig::enable_trace`] is on.
     pub fn trace_stats(&self) -> Option<crate::trace::TraceStats> {
         self.inner.trace.as_ref().map(|t| t.stats())
+    }
+
+    /// What brokers and the name server keep refusing this consumer, by
+    /// subject (`route of <topic>`, `consumer list of <topic>`, `heartbeat
+    /// to <broker>`, `pull of <queue>`): authentication, authorization, a topic or group that does
+    /// not exist. Empty while everything works; an entry goes away once
+    /// the subject works again. `start` itself fails when every broker
+    /// refuses the first heartbeat.
+    pub fn refusals(&self) -> Vec<(String, Arc<Error>)> {
+        self.inner.inst.refusals.list()
     }
 
     /// The queues this consumer holds now (topics without the namespace).
@@ -521,9 +536,11 @@ impl Puller for PushInner {
             Ok(r) => r,
             Err(e) => {
                 log_debug!("pull failed: queue={:?} offset={} error={e}", pq.mq, req.offset);
+                inst.refusals.refused(&pull_subject(&pq.mq), e);
                 return Some(config.pull_error_delay());
             }
         };
+        inst.refusals.clear(&pull_subject(&pq.mq));
         {
             let mut st = lock(&pq.state);
             st.next_offset = Some(r.next_begin_offset);

@@ -30,23 +30,29 @@ const PREPARE_INTERVAL: Duration = Duration::from_millis(200);
 /// The queues this consumer should hold for `topic`; `None` keeps the
 /// current ones (route or consumer list not available).
 pub(crate) fn desired_queues(inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
+    let subject = format!("route of {topic}");
     let all = match inst.topic_queues(topic) {
         Ok(all) => all,
         Err(e) => {
             log_warn!("route refresh failed: group={} topic={topic} error={e}", inst.group);
+            inst.refusals.refused(&subject, e);
             return None;
         }
     };
+    inst.refusals.clear(&subject);
     if !inst.clustering() {
         return Some(all.into_iter().collect());
     }
+    let subject = format!("consumer list of {topic}");
     let ids = match inst.consumer_ids(topic) {
         Ok(ids) => ids,
         Err(e) => {
             log_warn!("consumer list failed: group={} topic={topic} error={e}", inst.group);
+            inst.refusals.refused(&subject, e);
             return None;
         }
     };
+    inst.refusals.clear(&subject);
     if ids.is_empty() {
         return None;
     }
@@ -122,7 +128,9 @@ fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         }
         let now = Instant::now();
         if w.heartbeat || now >= next_heartbeat {
-            inst.heartbeat_all(Instant::now() + c.request_timeout());
+            if let Some(e) = inst.heartbeat_all(Instant::now() + c.request_timeout()) {
+                inst.refusals.refused("heartbeat", e);
+            }
             next_heartbeat = Instant::now() + c.heartbeat_interval();
         }
         if w.rebalance || now >= next_rebalance {
