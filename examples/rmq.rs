@@ -1058,8 +1058,13 @@ fn consume_push(
         consumer.register_concurrently(listener)?;
         consumer.start()
     });
+    // Nothing consumed while the brokers keep refusing: say why, exit 1.
+    let refusals = consumer.refusals();
     consumer.shutdown();
-    consumed
+    match (consumed, refusals.first()) {
+        (Ok(0), Some((subject, e))) => Err(Fail::Runtime(format!("{subject} refused: {e}"))),
+        (consumed, _) => consumed,
+    }
 }
 
 /// A concurrent listener, for either push consumer.
