@@ -5,6 +5,7 @@
 
 pub mod fault_proxy;
 pub mod java;
+pub mod members;
 pub mod peer;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
