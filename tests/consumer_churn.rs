@@ -21,13 +21,17 @@
 //! one broker `kill -9`/restart every 5 min; RSS, threads and fds of every
 //! process sampled; after warm-up none grows by more than 10 %; 0 lost.
 //!
-//! The CI runs are short (churn ~55 s of production per mode, an event every ~8 s, soak 3 min).
-//! The long runs (not in CI):
+//! The CI runs are short: churn ~55 s of production per mode (~30,000
+//! messages, an event every ~8 s, on until each kind happened once), the
+//! soak 3 min on 5.x only. The long runs (not in CI; the soak samples every
+//! minute after a 5 min warm-up and kills a broker every 5 min):
 //!
 //! ```text
-//! CHURN_SECS=400 CHURN_MESSAGES=200000 tests/run.sh --test consumer_churn churn_
+//! CHURN_SECS=400 CHURN_MESSAGES=200000 tests/run.sh --test consumer_churn churn_ -- --nocapture
 //! SOAK_SECS=1800 tests/run.sh --test consumer_churn soak -- --nocapture
 //! ```
+//!
+//! The soak writes its table to target/tmp/soak-<version>.md.
 //!
 //! Alone in its binary's serial lock: it kills brokers and the name server.
 
@@ -94,8 +98,8 @@ struct Production {
 
 impl Production {
     /// `threads` senders; thread t owns the keys `k` with `k % threads == t`
-    /// (so each key is sent in order), `total` messages at a steady rate over `secs`.
-    fn start(namesrv: &str, topic: &str, threads: usize, total: u64, secs: u64) -> Production {
+    /// (so each key is sent in order), `rate` messages a second in all, until stopped.
+    fn start(namesrv: &str, topic: &str, threads: usize, rate: u64) -> Production {
         let config = producer_config(&unique("churn_pg"))
             .namesrv_addr(namesrv)
             .send_timeout(Duration::from_secs(3))
@@ -105,8 +109,7 @@ impl Production {
         producer.start().unwrap();
         let (acked, failed, stop): (Acked, Arc<AtomicU64>, Arc<AtomicBool>) =
             (Arc::default(), Arc::new(AtomicU64::new(0)), Arc::default());
-        let per_thread = total / threads as u64;
-        let interval = Duration::from_secs_f64(secs as f64 / per_thread.max(1) as f64);
+        let interval = Duration::from_secs_f64(threads as f64 / rate.max(1) as f64);
         let handles = (0..threads)
             .map(|t| {
                 let (producer, acked, failed, stop, topic) = (
@@ -120,11 +123,11 @@ impl Production {
                     let keys: Vec<usize> = (0..KEYS).filter(|k| k % threads == t).collect();
                     let mut seqs = vec![0i64; keys.len()];
                     let began = Instant::now();
-                    for n in 0..per_thread {
+                    for n in 0u32.. {
                         if stop.load(Ordering::SeqCst) {
                             break;
                         }
-                        let due = began + interval * n as u32;
+                        let due = began + interval * n;
                         if let Some(wait) = due.checked_duration_since(Instant::now()) {
                             std::thread::sleep(wait);
                         }
@@ -148,10 +151,6 @@ impl Production {
             })
             .collect();
         Production { acked, failed, stop, threads: handles, producer }
-    }
-
-    fn finished(&self) -> bool {
-        self.threads.iter().all(|t| t.is_finished())
     }
 
     fn join(self) -> (HashSet<(String, i64)>, u64) {
@@ -369,19 +368,26 @@ fn check(mode: &str, files: &[Vec<Line>], events: &[Event], produce_end_ms: i64)
     }
 
     // Rebalance gaps: the longest silence of a queue that starts within
-    // (event - 0.5 s, event + rebalance interval + 1 s), during production.
+    // (event - 0.5 s, event + rebalance interval + 1 s), during production;
+    // for a broker restart, from its return to each of its queues' next delivery.
     for e in events {
-        let (lo, hi) = match e.kind {
-            Kind::BrokerKill => (e.t_ms - 500, e.back_ms + REBALANCE.as_millis() as i64),
-            _ => (e.t_ms - 500, e.back_ms + REBALANCE.as_millis() as i64 + 1000),
-        };
+        let (lo, hi) = (e.t_ms - 500, e.back_ms + REBALANCE.as_millis() as i64 + 1000);
         let mut gap = 0i64;
         for ((broker, _), v) in &per_queue {
             let outage = |a: i64, b: i64| {
                 e.kind != Kind::BrokerKill
                     && broker == "broker-a"
-                    && broker_kills.iter().any(|k| k.t_ms <= b && a <= k.back_ms + 1000)
+                    && broker_kills.iter().any(|k| k.t_ms <= b && a <= k.back_ms + 2 * REBALANCE.as_millis() as i64)
             };
+            if e.kind == Kind::BrokerKill {
+                // From the broker's return (harness: registered again) to the queue's next delivery.
+                if let Some(next) = v.iter().find(|l| l.t_ms > e.back_ms).filter(|l| l.t_ms <= produce_end_ms) {
+                    if broker == "broker-a" {
+                        gap = gap.max(next.t_ms - e.back_ms);
+                    }
+                }
+                continue;
+            }
             for w in v.windows(2) {
                 let (a, b) = (w[0].t_ms, w[1].t_ms);
                 if a >= lo && a <= hi && b <= produce_end_ms && !outage(a, b) {
@@ -432,12 +438,20 @@ fn churn(mode: &'static str) {
         g.start_member();
     }
     let began = Instant::now();
-    let production = Production::start(&g.namesrv, &topic, 4, total, secs);
+    let production = Production::start(&g.namesrv, &topic, 4, total / secs.max(1));
     // Each kind once within the CI run's ~55 s (the broker restart, the longest, last).
     let cycle = [Kind::Kill9, Kind::NamesrvRestart, Kind::Start, Kind::Term, Kind::BrokerKill, Kind::Start];
     let mut next = began + EVENT_EVERY;
     let mut i = 0;
-    while !production.finished() {
+    // Produce for `secs`, and on until each kind of event happened once (bounded).
+    let all_kinds = |events: &[Event]| {
+        [Kind::Kill9, Kind::Start, Kind::Term, Kind::BrokerKill, Kind::NamesrvRestart]
+            .iter()
+            .all(|k| events.iter().any(|e| e.kind == *k))
+    };
+    while began.elapsed() < Duration::from_secs(secs)
+        || (!all_kinds(&g.events) && began.elapsed() < Duration::from_secs(3 * secs))
+    {
         if Instant::now() >= next {
             let kind = cycle[i % cycle.len()];
             // Keep 3..=5 members.
@@ -452,9 +466,10 @@ fn churn(mode: &'static str) {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    let (acked, failed) = production.join();
     let produce_end_ms = now_ms();
     let produce_secs = began.elapsed().as_secs_f64();
-    let (acked, failed) = production.join();
+    assert!(all_kinds(&g.events), "{mode}: not every kind of event within {} s: {:?}", 3 * secs, g.events);
 
     // Drain: every acknowledged message delivered (an orderly queue locked
     // by a killed member waits for the broker's 60 s lock expiry).
@@ -567,11 +582,15 @@ fn proxied_namesrv(proxies: HashMap<String, String>) -> FakePeer {
 #[test]
 fn soak() {
     let _s = serial();
+    if brokers_are_4x() && std::env::var("SOAK_SECS").is_err() {
+        eprintln!("soak: the CI's 3-minute soak runs on 5.x only (set SOAK_SECS to run it here)");
+        return;
+    }
     let secs = env_u64("SOAK_SECS", 180);
     let sample_every = Duration::from_secs(env_u64("SOAK_SAMPLE_SECS", (secs / 9).clamp(10, 60)));
     let kill_every = Duration::from_secs(env_u64("SOAK_BROKER_KILL_SECS", if secs >= 600 { 300 } else { secs / 2 }));
     let rate = env_u64("SOAK_RATE", 400);
-    let warmup = Duration::from_secs(env_u64("SOAK_WARMUP_SECS", (secs / 3).min(300)));
+    let warmup = Duration::from_secs(env_u64("SOAK_WARMUP_SECS", (secs / 2).min(300)));
     let topic = unique("soak");
     create_topic(&topic, QUEUES_PER_BROKER);
     let mut proxies = Vec::new();
@@ -592,17 +611,20 @@ fn soak() {
         p.reset_every(Some(Duration::from_secs(3)));
     }
     let began = Instant::now();
-    let production = Production::start(&ns.addr(), &topic, 8, rate * secs, secs);
+    let production = Production::start(&ns.addr(), &topic, 8, rate);
     let mut samples: Vec<(u64, Vec<ProcSample>)> = Vec::new();
     let mut next_sample = began;
     let mut next_kill = began + kill_every;
     let mut kills = 0;
-    while !production.finished() {
+    while began.elapsed() < Duration::from_secs(secs) {
         if Instant::now() >= next_sample {
             let mut row: Vec<ProcSample> = members.iter().map(|m| m.sample().expect("member died")).collect();
             row.push(ProcSample::of(std::process::id()).unwrap_or_default());
             samples.push((began.elapsed().as_secs(), row));
-            next_sample += sample_every;
+            // A sample missed during a broker restart is skipped, not caught up.
+            while next_sample <= Instant::now() {
+                next_sample += sample_every;
+            }
         }
         if Instant::now() >= next_kill {
             let broker = if kills % 2 == 0 { "broker-a" } else { "broker-b" };
@@ -626,6 +648,9 @@ fn soak() {
     });
     let files = all_lines(&dir, &ids);
     let deliveries = files.iter().flatten().filter(|l| l.event.is_none()).count();
+    let distinct: HashSet<(&str, i32, i64)> =
+        files.iter().flatten().filter(|l| l.event.is_none()).map(|l| (l.broker.as_str(), l.queue, l.offset)).collect();
+    let duplicates = deliveries - distinct.len();
     for m in members {
         let id = m.id.clone();
         assert_eq!(m.terminate(Duration::from_secs(30)), Some(0), "soak member {id} did not exit cleanly");
@@ -650,7 +675,7 @@ fn soak() {
         "soak ({version}): {produce_secs} s, {} acknowledged ({failed} sends failed), {deliveries} deliveries, lost \
          {missing}, duplicates {}, proxy resets {resets}, broker kill -9/restart {kills}, warm-up {warmup:?}",
         acked.len(),
-        deliveries - acked.len().min(deliveries),
+        duplicates,
     );
     eprintln!("{totals}\n{table}");
     let _ = std::fs::write(
@@ -677,7 +702,14 @@ fn soak() {
                 b.threads,
                 s.threads
             );
-            assert!(s.fds <= (b.fds * 11 / 10).max(b.fds + 2), "{} fds {} -> {} at {t} s", names[i], b.fds, s.fds);
+            // The test process's fds include the proxies' connections, reset every 3 s: reported only.
+            assert!(
+                i == 3 || s.fds <= (b.fds * 11 / 10).max(b.fds + 2),
+                "{} fds {} -> {} at {t} s",
+                names[i],
+                b.fds,
+                s.fds
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
