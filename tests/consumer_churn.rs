@@ -253,6 +253,8 @@ struct Report {
     deliveries: usize,
     duplicates: BTreeMap<&'static str, usize>,
     crash_dup_bound: usize,
+    /// Oldest first delivery (before the broker's kill) of a message redelivered after it.
+    broker_dup_age_ms: i64,
     replays: usize,
     max_segments: usize,
     gaps: BTreeMap<String, (i64, i64)>,
@@ -284,13 +286,14 @@ fn check(mode: &str, files: &[Vec<Line>], events: &[Event], produce_end_ms: i64)
                 continue;
             };
             let between = |t: i64| d1.t_ms <= t && t <= l.t_ms;
-            let cause = if broker == "broker-a" && broker_kills.iter().any(|e| between(e.t_ms)) {
-                "broker kill -9"
-            } else if let Some(t) = died(&d1.member, Kind::Kill9).filter(|t| between(*t)) {
+            let cause = if let Some(t) = died(&d1.member, Kind::Kill9).filter(|t| between(*t)) {
                 if d1.t_ms < t - PERSIST.as_millis() as i64 - 2000 {
                     late_crash_dups.push((broker.clone(), *queue, l.offset, t - d1.t_ms));
                 }
                 "member kill -9"
+            } else if let Some(k) = broker_kills.iter().find(|e| broker == "broker-a" && between(e.t_ms)) {
+                rep.broker_dup_age_ms = rep.broker_dup_age_ms.max(k.t_ms - d1.t_ms);
+                "broker kill -9"
             } else if died(&d1.member, Kind::Term).is_some_and(between) {
                 sigterm_dups.push((broker.clone(), *queue, l.offset, d1.member.clone(), l.member.clone()));
                 "SIGTERM"
@@ -367,21 +370,19 @@ fn check(mode: &str, files: &[Vec<Line>], events: &[Event], produce_end_ms: i64)
         );
     }
 
-    // Rebalance gaps: the longest silence of a queue that starts within
-    // (event - 0.5 s, event + rebalance interval + 1 s), during production;
-    // for a broker restart, from its return to each of its queues' next delivery.
+    // Rebalance gaps: per queue, the silence around a member event (from
+    // the event, or from the silence's start when later, up to
+    // rebalance interval + 1 s after it) until the queue's next delivery,
+    // less the time broker-a was down (+ 2 rebalance intervals) for its
+    // queues; for a broker restart, from its return to each of its queues'
+    // next delivery. Silences starting after production are not gaps.
+    let ri = REBALANCE.as_millis() as i64;
     for e in events {
-        let (lo, hi) = (e.t_ms - 500, e.back_ms + REBALANCE.as_millis() as i64 + 1000);
+        let hi = e.back_ms + ri + 1000;
         let mut gap = 0i64;
         for ((broker, _), v) in &per_queue {
-            let outage = |a: i64, b: i64| {
-                e.kind != Kind::BrokerKill
-                    && broker == "broker-a"
-                    && broker_kills.iter().any(|k| k.t_ms <= b && a <= k.back_ms + 2 * REBALANCE.as_millis() as i64)
-            };
             if e.kind == Kind::BrokerKill {
-                // From the broker's return (harness: registered again) to the queue's next delivery.
-                if let Some(next) = v.iter().find(|l| l.t_ms > e.back_ms).filter(|l| l.t_ms <= produce_end_ms) {
+                if let Some(next) = v.iter().find(|l| l.t_ms > e.back_ms) {
                     if broker == "broker-a" {
                         gap = gap.max(next.t_ms - e.back_ms);
                     }
@@ -389,10 +390,16 @@ fn check(mode: &str, files: &[Vec<Line>], events: &[Event], produce_end_ms: i64)
                 continue;
             }
             for w in v.windows(2) {
-                let (a, b) = (w[0].t_ms, w[1].t_ms);
-                if a >= lo && a <= hi && b <= produce_end_ms && !outage(a, b) {
-                    gap = gap.max(b - a);
+                let (a, b) = (w[0].t_ms.max(e.t_ms), w[1].t_ms);
+                if b <= e.t_ms || a > hi || w[0].t_ms > produce_end_ms - 1000 {
+                    continue;
                 }
+                let down: i64 = broker_kills
+                    .iter()
+                    .filter(|_| broker == "broker-a")
+                    .map(|k| (b.min(k.back_ms + 2 * ri) - a.max(k.t_ms)).max(0))
+                    .sum();
+                gap = gap.max(b - a - down);
             }
         }
         let name = format!("{:?}", e.kind);
@@ -524,7 +531,7 @@ fn churn(mode: &'static str) {
     eprintln!(
         "churn {mode} ({}): {} acknowledged ({failed} sends failed) in {produce_secs:.0} s, drained in {drain_secs:.0} s; \
          members {}; events {kinds:?}; deliveries {}, lost 0, duplicates {dups} {:?} (kill -9 bound: {} deliveries \
-         within persist {PERSIST:?} + 2 s before a kill); orderly replays {}, most hands per queue {}; longest \
+         within persist {PERSIST:?} + 2 s before a kill; broker kill: oldest redelivered {} ms before it); orderly replays {}, most hands per queue {}; longest \
          rebalance gap per event kind (ms, events) {:?}",
         std::env::var("ROCKETMQ_VERSION").unwrap_or_else(|_| "5.5.0".into()),
         acked.len(),
@@ -532,11 +539,14 @@ fn churn(mode: &'static str) {
         rep.deliveries,
         rep.duplicates,
         rep.crash_dup_bound,
+        rep.broker_dup_age_ms,
         rep.replays,
         rep.max_segments,
         rep.gaps
     );
-    let _ = std::fs::remove_dir_all(&g.dir);
+    if std::env::var("CHURN_KEEP").is_err() {
+        let _ = std::fs::remove_dir_all(&g.dir);
+    }
 }
 
 #[test]
