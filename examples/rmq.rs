@@ -47,11 +47,16 @@ Commands:
   offsets       per queue: min, max, consumer offset and lag of a group
   create-topic  create or update a topic on every broker of a cluster (or one broker)
   bench         send messages from several threads; prints rate and latency percentiles
+  trace         a message's trace: the record of each hop (send, consume, transaction end)
   help          this text, or `rmq help <command>`
 
 Options of every command:
   --namesrv ADDR   name server list host:port[;host:port...]; default from the
                    environment: ROCKETMQ_NAMESRV_ADDR, else NAMESRV_ADDR
+  --namespace NS   namespace of topics and groups (`NS%topic`, `NS%group`, as the Java
+                   client's setNamespace); the names given and printed are without it
+  --access-key AK  credentials for brokers with access control (acl feature), with
+  --secret-key SK  --secret-key; default from ROCKETMQ_ACCESS_KEY / ROCKETMQ_SECRET_KEY
   --progress       show the progress line on stderr even when it is not a terminal
   --no-progress    never show it (default: shown on long runs when stderr is a terminal)
   -h, --help       help of the command
@@ -87,6 +92,7 @@ Options:
   --delay-level N      delay level 1..=18 (1s 5s 10s 30s 1m ... 2h)
   --queue BROKER:ID    send to this queue only (no routing, no retries)
   --group GROUP        producer group (default rmq_producer)
+  --trace              trace the sends to RMQ_SYS_TRACE_TOPIC (read back with `rmq trace`)
 
 A failed message is reported on stderr and the others are still sent; the exit
 code is then 1.
@@ -262,9 +268,17 @@ const COMMANDS: &[(&str, &str, Command)] = &[
     ("offsets", OFFSETS_HELP, cmd_offsets),
     ("create-topic", CREATE_TOPIC_HELP, cmd_create_topic),
     ("bench", BENCH_HELP, cmd_bench),
+    ("trace", TRACE_HELP, cmd_trace),
 ];
 
-const GLOBAL_OPTIONS: &[(&str, bool)] = &[("namesrv", true), ("progress", false), ("no-progress", false)];
+const GLOBAL_OPTIONS: &[(&str, bool)] = &[
+    ("namesrv", true),
+    ("namespace", true),
+    ("access-key", true),
+    ("secret-key", true),
+    ("progress", false),
+    ("no-progress", false),
+];
 
 fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
     match cmd {
@@ -280,6 +294,7 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("delay-level", true),
             ("queue", true),
             ("group", true),
+            ("trace", false),
         ],
         "consume" => &[
             ("topic", true),
@@ -321,6 +336,7 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("wait", true),
         ],
         "bench" => &[("topic", true), ("count", true), ("threads", true), ("size", true), ("group", true)],
+        "trace" => &[("msg-id", true), ("trace-topic", true)],
         _ => &[],
     }
 }
@@ -535,10 +551,84 @@ impl Progress {
     }
 }
 
+// ---- namespace and credentials (global options) -------------------------
+// Every client rmq makes gets its settings here: the configs of producers,
+// consumers and direct broker connections.
+
+impl Opts {
+    /// `name` as on the wire: with the --namespace (Java's rules).
+    fn wire(&self, name: &str) -> String {
+        rocketmq_blocking::namespace::wrap(self.get("namespace").filter(|ns| !ns.is_empty()), name)
+    }
+
+    /// --access-key and --secret-key, else ROCKETMQ_ACCESS_KEY and
+    /// ROCKETMQ_SECRET_KEY; none when neither is given.
+    #[cfg(feature = "acl")]
+    fn credentials(&self) -> Out<Option<rocketmq_blocking::acl::Credentials>> {
+        use rocketmq_blocking::acl::Credentials;
+        match (self.get("access-key"), self.get("secret-key")) {
+            (Some(ak), Some(sk)) => Credentials::new(ak, sk).map(Some).or_else(|e| usage(format!("--access-key: {e}"))),
+            (Some(_), None) => usage("--access-key needs --secret-key"),
+            (None, Some(_)) => usage("--secret-key needs --access-key"),
+            (None, None) => Credentials::from_env().or_else(|e| usage(e.to_string())),
+        }
+    }
+
+    #[cfg(not(feature = "acl"))]
+    fn credentials(&self) -> Out<Option<()>> {
+        if self.flag("access-key") || self.flag("secret-key") {
+            return usage("--access-key and --secret-key need rmq built with the acl feature");
+        }
+        if std::env::var_os("ROCKETMQ_ACCESS_KEY").is_some() {
+            eprintln!("rmq: ROCKETMQ_ACCESS_KEY ignored: rmq was built without the acl feature");
+        }
+        Ok(None)
+    }
+}
+
+/// The settings of a direct broker connection.
+fn client_config(opts: &Opts) -> Out<ClientConfig> {
+    let builder = ClientConfig::builder();
+    #[cfg(feature = "acl")]
+    let builder = match opts.credentials()? {
+        Some(c) => builder.credentials(c),
+        None => builder,
+    };
+    #[cfg(not(feature = "acl"))]
+    opts.credentials()?;
+    builder.build().or_else(|e| usage(e.to_string()))
+}
+
+/// `$builder` (a producer or consumer config builder) with --namespace
+/// and the credentials.
+macro_rules! with_client_settings {
+    ($opts:expr, $builder:expr) => {{
+        let mut builder = $builder;
+        if let Some(ns) = $opts.get("namespace").filter(|ns| !ns.is_empty()) {
+            builder = builder.namespace(ns);
+        }
+        #[cfg(feature = "acl")]
+        if let Some(c) = $opts.credentials()? {
+            builder = builder.credentials(c);
+        }
+        #[cfg(not(feature = "acl"))]
+        $opts.credentials()?;
+        builder
+    }};
+}
+
+fn producer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::producer::ProducerConfigBuilder> {
+    Ok(with_client_settings!(opts, ProducerConfig::builder().group(group).namesrv_addr(opts.namesrv()?)))
+}
+
+fn consumer_builder(opts: &Opts, group: &str) -> Out<rocketmq_blocking::consumer::ConsumerConfigBuilder> {
+    Ok(with_client_settings!(opts, ConsumerConfig::builder().group(group).namesrv_addr(opts.namesrv()?)))
+}
+// ---- end of namespace and credentials -------------------------------------
+
 fn producer(opts: &Opts, default_group: &str) -> Out<Producer> {
-    let config = ProducerConfig::builder()
-        .group(opts.get("group").unwrap_or(default_group))
-        .namesrv_addr(opts.namesrv()?)
+    let config = producer_builder(opts, opts.get("group").unwrap_or(default_group))?
+        .enable_trace(opts.flag("trace"))
         .build()
         .or_else(|e| usage(e.to_string()))?;
     let producer = Producer::new(config)?;
@@ -761,20 +851,19 @@ fn cmd_consume(opts: &Opts) -> Out<()> {
     let group = opts.get("group").map_or_else(|| format!("rmq_consume_{}", std::process::id()), str::to_string);
     let tag = opts.get("tag").unwrap_or("*").to_string();
     let ns = opts.name_server()?;
-    let route = ns.topic_route(topic)?;
+    let route = ns.topic_route(&opts.wire(topic))?;
     // Pulled messages do not name their broker: find it by store address.
     let brokers: HashMap<String, String> = route
         .broker_datas
         .iter()
         .filter_map(|b| b.master_addr().map(|a| (a.to_string(), b.broker_name.clone())))
         .collect();
-    let namesrv = opts.namesrv()?;
     let mut progress = Progress::new(opts, "consume", limits.count);
     let received = if opts.flag("pop") {
         consume_pop(
             topic,
             &group,
-            &namesrv,
+            opts,
             &tag,
             start,
             opts.seconds("invisible-time")?,
@@ -783,10 +872,10 @@ fn cmd_consume(opts: &Opts) -> Out<()> {
             body_only,
         )?
     } else if push {
-        consume_push(topic, &group, &namesrv, &tag, start, &limits, &mut progress, body_only)?
+        consume_push(topic, &group, opts, &tag, start, &limits, &mut progress, body_only)?
     } else {
         let queue = opts.queue(topic)?;
-        consume_pull(topic, &group, &namesrv, &route, queue, &tag, start, &limits, &mut progress, &|m| {
+        consume_pull(topic, &group, opts, &route, queue, &tag, start, &limits, &mut progress, &|m| {
             let broker = brokers.get(&m.store_host.to_string()).map_or("-", String::as_str);
             format_message(body_only, broker, m)
         })?
@@ -854,7 +943,7 @@ impl Limits {
 fn consume_pull(
     topic: &str,
     group: &str,
-    namesrv: &str,
+    opts: &Opts,
     route: &TopicRouteData,
     only: Option<MessageQueue>,
     tag: &str,
@@ -863,12 +952,7 @@ fn consume_pull(
     progress: &mut Progress,
     line: &dyn Fn(&MessageExt) -> String,
 ) -> Out<u64> {
-    let config = ConsumerConfig::builder()
-        .group(group)
-        .namesrv_addr(namesrv)
-        .auto_commit(false)
-        .build()
-        .or_else(|e| usage(e.to_string()))?;
+    let config = consumer_builder(opts, group)?.auto_commit(false).build().or_else(|e| usage(e.to_string()))?;
     let consumer = LitePullConsumer::new(config)?;
     let mut queues = consumer.fetch_message_queues(topic)?;
     if let Some(q) = &only {
@@ -878,7 +962,7 @@ fn consume_pull(
         queues = vec![q.clone()];
     }
     consumer.assign(&queues)?;
-    let config = ClientConfig::default();
+    let config = client_config(opts)?;
     let mut clients: HashMap<String, BrokerClient> = HashMap::new();
     for q in &queues {
         match start.unwrap_or(Start::Begin) {
@@ -893,9 +977,10 @@ fn consume_pull(
                     clients.insert(q.broker_name.clone(), BrokerClient::connect(addr, &config)?);
                 }
                 let client = &clients[&q.broker_name];
+                let wq = MessageQueue::new(opts.wire(&q.topic), q.broker_name.clone(), q.queue_id);
                 let offset = match start {
-                    Some(Start::Time(ms)) => client.search_offset(q, ms)?,
-                    _ => n.clamp(client.min_offset(q)?, client.max_offset(q)?),
+                    Some(Start::Time(ms)) => client.search_offset(&wq, ms)?,
+                    _ => n.clamp(client.min_offset(&wq)?, client.max_offset(&wq)?),
                 };
                 consumer.seek(q, offset)?;
             }
@@ -927,14 +1012,14 @@ fn consume_pull(
 fn consume_push(
     topic: &str,
     group: &str,
-    namesrv: &str,
+    opts: &Opts,
     tag: &str,
     start: Option<Start>,
     limits: &Limits,
     progress: &mut Progress,
     body_only: bool,
 ) -> Out<u64> {
-    let mut builder = ConsumerConfig::builder().group(group).namesrv_addr(namesrv);
+    let mut builder = consumer_builder(opts, group)?;
     builder = match start {
         Some(Start::Begin) => builder.consume_from_where(ConsumeFromWhere::FirstOffset),
         Some(Start::Time(ms)) => builder.consume_from_where(ConsumeFromWhere::Timestamp).consume_timestamp_ms(ms),
@@ -959,7 +1044,7 @@ type Listener = Box<dyn Fn(&[MessageExt], &mut ConsumeConcurrentlyContext) -> Co
 fn consume_pop(
     topic: &str,
     group: &str,
-    namesrv: &str,
+    opts: &Opts,
     tag: &str,
     start: Option<Start>,
     invisible: Option<Duration>,
@@ -969,7 +1054,7 @@ fn consume_pop(
 ) -> Out<u64> {
     let from =
         if matches!(start, Some(Start::Begin)) { ConsumeFromWhere::FirstOffset } else { ConsumeFromWhere::LastOffset };
-    let config = ConsumerConfig::builder().group(group).namesrv_addr(namesrv).consume_from_where(from);
+    let config = consumer_builder(opts, group)?.consume_from_where(from);
     let config = config.build().or_else(|e| usage(e.to_string()))?;
     let options = PopOptions::default()
         .invisible_time(invisible.unwrap_or(rocketmq_blocking::broker::DEFAULT_POP_INVISIBLE_TIME));
@@ -1024,7 +1109,7 @@ fn print_consumed(
 
 fn cmd_route(opts: &Opts) -> Out<()> {
     let topic = opts.required("topic")?;
-    let route = opts.name_server()?.topic_route(topic)?;
+    let route = opts.name_server()?.topic_route(&opts.wire(topic))?;
     let mut rows: BTreeMap<String, String> = BTreeMap::new();
     for q in &route.queue_datas {
         let addr = route.broker(&q.broker_name).and_then(|b| b.master_addr()).unwrap_or("-");
@@ -1054,8 +1139,8 @@ fn cmd_cluster(opts: &Opts) -> Out<()> {
 }
 
 /// A connection to every master of the route, by broker name.
-fn route_clients(topic: &str, route: &TopicRouteData) -> Out<BTreeMap<String, BrokerClient>> {
-    let config = ClientConfig::default();
+fn route_clients(opts: &Opts, topic: &str, route: &TopicRouteData) -> Out<BTreeMap<String, BrokerClient>> {
+    let config = client_config(opts)?;
     let mut clients = BTreeMap::new();
     for b in &route.broker_datas {
         let addr = b
@@ -1068,21 +1153,25 @@ fn route_clients(topic: &str, route: &TopicRouteData) -> Out<BTreeMap<String, Br
 
 fn cmd_offsets(opts: &Opts) -> Out<()> {
     let topic = opts.required("topic")?;
-    let group = opts.get("group");
-    let route = opts.name_server()?.topic_route(topic)?;
-    let clients = route_clients(topic, &route)?;
+    let group = opts.get("group").map(|g| opts.wire(g));
+    let wire_topic = opts.wire(topic);
+    let route = opts.name_server()?.topic_route(&wire_topic)?;
+    let clients = route_clients(opts, topic, &route)?;
     let mut queues: Vec<MessageQueue> = route
         .queue_datas
         .iter()
         .filter(|q| q.perm & 4 != 0)
-        .flat_map(|q| (0..q.read_queue_nums.max(0)).map(move |id| MessageQueue::new(topic, q.broker_name.clone(), id)))
+        .flat_map(|q| {
+            let t = &wire_topic;
+            (0..q.read_queue_nums.max(0)).map(move |id| MessageQueue::new(t, q.broker_name.clone(), id))
+        })
         .collect();
     queues.sort_by(|a, b| (&a.broker_name, a.queue_id).cmp(&(&b.broker_name, b.queue_id)));
     emit("broker\tqueue_id\tmin\tmax\tconsumer\tlag")?;
     for q in &queues {
         let Some(client) = clients.get(&q.broker_name) else { continue };
         let (min, max) = (client.min_offset(q)?, client.max_offset(q)?);
-        let consumer = match group {
+        let consumer = match &group {
             Some(g) => client.query_consumer_offset(g, q)?,
             None => None,
         };
@@ -1096,7 +1185,9 @@ fn cmd_offsets(opts: &Opts) -> Out<()> {
 }
 
 fn cmd_create_topic(opts: &Opts) -> Out<()> {
-    let topic = opts.required("topic")?;
+    let user_topic = opts.required("topic")?;
+    let wire_topic = opts.wire(user_topic);
+    let topic = wire_topic.as_str();
     let mut config = TopicConfig::new(topic);
     if let Some(n) = opts.number::<i32>("queues", 1)? {
         if n > 1024 {
@@ -1222,6 +1313,68 @@ fn cmd_bench(opts: &Opts) -> Out<()> {
     ))?;
     if failed > 0 {
         return Err(Fail::Runtime(format!("{failed} of {count} sends failed")));
+    }
+    Ok(())
+}
+
+const TRACE_HELP: &str = "\
+Usage: rmq trace --msg-id ID [--trace-topic TOPIC]
+
+Reads the trace of the message ID (the client message id `send` prints) from
+the trace topic (default RMQ_SYS_TRACE_TOPIC), as `mqadmin queryMsgTraceById`
+does: a key query for ID on every broker of the trace topic. Producers and
+consumers write traces when `enable_trace` is on (or Java's enableMsgTrace).
+Prints one line per hop, oldest first:
+  type <TAB> time_ms <TAB> group <TAB> client_host <TAB> store_host <TAB> cost_ms <TAB> success <TAB> detail
+type is Pub, SubBefore, SubAfter or EndTransaction; client_host is the host
+that wrote the record; store_host the broker the message went to (Pub,
+EndTransaction; `-` otherwise); detail: Pub `topic=T tags=X keys=K type=N`,
+SubBefore `retry=N`, SubAfter `code=N` (0 success, 2 exception, 4 failed),
+EndTransaction `state=S from_check=B`.
+Exit code 1 when no trace of ID is found.
+";
+
+/// `rmq trace`: the hops of one message's trace.
+fn cmd_trace(opts: &Opts) -> Out<()> {
+    use rocketmq_blocking::protocol::trace::TraceType;
+    let msg_id = opts.required("msg-id")?;
+    let topic = opts.get("trace-topic").unwrap_or(rocketmq_blocking::trace::DEFAULT_TRACE_TOPIC);
+    let hops =
+        rocketmq_blocking::trace::query_traces(&opts.name_server()?, &ClientConfig::default(), topic, msg_id, 64)?;
+    if hops.is_empty() {
+        return Err(Fail::Runtime(format!("no trace of {msg_id} in {topic}")));
+    }
+    emit("type\ttime_ms\tgroup\tclient_host\tstore_host\tcost_ms\tsuccess\tdetail")?;
+    for h in &hops {
+        let r = &h.record;
+        let b = &r.beans[0];
+        let (store, detail) = match r.trace_type {
+            TraceType::Pub => (
+                b.store_host.as_str(),
+                format!(
+                    "topic={} tags={} keys={} type={}",
+                    b.topic,
+                    b.tags.as_deref().unwrap_or("-"),
+                    b.keys.as_deref().unwrap_or("-"),
+                    b.msg_type.ordinal()
+                ),
+            ),
+            TraceType::SubBefore => ("-", format!("retry={}", b.retry_times)),
+            TraceType::SubAfter => ("-", format!("code={}", r.context_code)),
+            TraceType::EndTransaction => (
+                b.store_host.as_str(),
+                format!("state={} from_check={}", b.transaction_state, b.from_transaction_check),
+            ),
+        };
+        emit(&format!(
+            "{}\t{}\t{}\t{}\t{store}\t{}\t{}\t{detail}",
+            r.trace_type.name(),
+            r.timestamp_ms,
+            r.group,
+            h.client_host,
+            r.cost_ms,
+            r.success
+        ))?;
     }
     Ok(())
 }

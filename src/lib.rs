@@ -137,7 +137,9 @@
 //! | [`namesrv`] | [`NameServerClient`]: topic routes, cluster info, topic creation |
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
 //! | [`protocol`] | pure codec: frames, codes, headers, messages, routes; no I/O |
+//! | [`trace`] | message traces in Java's format: `enable_trace` on the configs, the trace thread, [`trace::query_traces`] |
 //! | [`error`] | [`Error`] and [`ProtocolError`] |
+//! | [`namespace`] | Java's namespace rules (`ns%topic`, `%RETRY%ns%group`) for direct broker calls; producers and consumers apply them themselves |
 //! | `acl` | `Credentials` and request signatures for brokers with access control (`acl` feature) |
 //!
 //! # Threads
@@ -152,6 +154,7 @@
 //! | `rocketmq-producer-<n>` | [`Producer::start`], one per producer: route refresh and heartbeats | [`Producer::shutdown`] or `Drop` sets its stop flag, wakes its `Condvar` and closes the name server and broker connections (a request it waits on fails at once); joined |
 //! | `rocketmq-async-<n>` | [`Producer::start`], `async_threads` of them (default 4): run `send_async` | `shutdown` closes their queue (waiting sends get `NotRunning`); joined |
 //! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue and abandons the checks still queued; it sees that within 200 ms; joined within 1 s |
+//! | `rocketmq-trace-<n>` | [`Producer::start`] / [`consumer::PushConsumer::start`] when the config's `enable_trace` is on, one per traced producer or consumer ([`trace`]): sends the trace records in batches (its trace producer opens `rocketmq-conn` connections of its own); none when tracing is off | the owner's `shutdown` (or `Drop`) sets its stop flag and wakes its `Condvar`; it sends what waits for at most 400 ms ([`trace::TRACE_SHUTDOWN_FLUSH`]), its trace producer is shut (a send in flight fails at once); joined within a second |
 //! | `rocketmq-health-<n>` | [`broker::BrokerManager::start`], one per manager | [`broker::BrokerManager::shutdown`] or `Drop` of the manager wakes it (a `Condvar`, within a second even mid-interval) and joins it |
 //!
 //! No thread count depends on what a peer announces: a consumer's threads
@@ -169,6 +172,8 @@
 //! | inflated (zlib) bytes | 64 MiB per message ([`protocol::message::MAX_INFLATED_BODY`]) and per pull response ([`protocol::message::MAX_INFLATED_PER_RESPONSE`]), inflated incrementally | [`Error::Protocol`] with [`ProtocolError::InflateLimit`] |
 //! | transaction check-backs waiting for the listener | 2,000 ([`producer::DEFAULT_CHECK_QUEUE`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue` |
 //! | bytes of the half messages of those check-backs (received + inflated) | 64 MiB ([`producer::DEFAULT_CHECK_QUEUE_BYTES`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue_bytes` |
+//! | trace records waiting for the trace thread, per traced producer or consumer | 2,048 ([`trace::TRACE_QUEUE`]); more are dropped and counted, never blocking a send or a listener call | [`trace::TraceStats::dropped`] |
+//! | one trace message | sent once its body reaches 128,000 bytes ([`trace::TRACE_MAX_MESSAGE_BYTES`]); a batch is at most 10 records ([`trace::TRACE_BATCH`]) | [`trace`] |
 //! | requests waiting for their replies (request-reply) | 10,000 ([`producer::DEFAULT_MAX_PENDING_REQUESTS`]); one more is refused with [`Error::TooManyRequests`] before it is sent; an entry leaves when its caller returns, at its deadline at the latest (no thread); a pushed reply that is late, unknown or malformed is dropped and counted ([`Producer::dropped_replies`]) | [`ProducerConfig`]`::max_pending_requests` |
 //! | async sends waiting for a thread | 10,000 ([`producer::DEFAULT_ASYNC_QUEUE`]); `send_async` then blocks | [`ProducerConfig`]`::async_queue` |
 //! | consumer pull threads | 2 ([`consumer::DEFAULT_PULL_THREADS`]), whatever the number of queues | [`ConsumerConfig::pull_threads`] |
@@ -187,6 +192,8 @@
 //! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
 //! | [`Producer::request`] (also with a selector, to a queue) | its timeout: route lookup, registering with the topic's brokers, the send with its retries and the wait for the reply; [`Error::RequestTimeout`] when no reply came |
 //! | [`Producer::shutdown`] | 500 ms for the unregisters ([`producer::SHUTDOWN_UNREGISTER_WAIT`], all brokers at once) + up to 1 s to join |
+//! | [`Producer::shutdown`] / consumer `shutdown` with `enable_trace` | + 1 s for the trace thread (400 ms to send what waits, then the trace producer's unregister, at most 500 ms) |
+//! | [`trace::query_traces`] | the client's request timeout per broker of the trace topic, plus one name server request |
 //! | [`TransactionProducer::shutdown`] | the producer's, + 1 s for the check-back thread (queued checks abandoned) |
 //! | consumer `start` | one request timeout (heartbeats to every broker at once) |
 //! | [`consumer::PopConsumer::start`] | one request timeout for the heartbeats, then per subscribed topic one request timeout per broker asked for the assignment (the next broker of the topic is asked only when one fails) |
@@ -215,12 +222,13 @@ pub mod broker;
 pub mod consumer;
 mod env;
 pub mod error;
-mod namespace;
+pub mod namespace;
 pub mod namesrv;
 pub mod net;
 pub mod producer;
 pub mod protocol;
 mod threads;
+pub mod trace;
 pub mod validate;
 
 pub use broker::{BrokerClient, ClientConfig, PullRequest, PullResult, PullStatus, SendResult, SendStatus};

@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+use common::rmq::{rmq_with, Run};
 use common::*;
 use rocketmq_blocking::acl::Credentials;
 use rocketmq_blocking::broker::{BrokerClient, ClientConfig, PullRequest, PullStatus};
@@ -331,4 +332,63 @@ fn the_java_client_with_the_same_credentials_interoperates() {
     let read = java::run_interop(cp, &["consume", &acl.topic, &total.to_string()], &env, "MSG");
     let read_ids: BTreeSet<String> = read.iter().map(|l| l.split('|').nth(1).unwrap().to_string()).collect();
     assert!(ours.is_subset(&read_ids), "ours {ours:?} not all read by Java ({} read)", read_ids.len());
+}
+
+/// `rmq` with the name server and `env` (the credential variables removed unless given).
+fn rmq_acl(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let ns = namesrv_addr();
+    let mut all: Vec<(&str, Option<&str>)> =
+        vec![("ROCKETMQ_NAMESRV_ADDR", Some(&ns)), ("ROCKETMQ_ACCESS_KEY", None), ("ROCKETMQ_SECRET_KEY", None)];
+    all.extend(env.iter().map(|(k, v)| (*k, Some(*v))));
+    rmq_with(args, None, &all)
+}
+
+/// `rmq` signs with `--access-key` / `--secret-key`, or with
+/// `ROCKETMQ_ACCESS_KEY` / `ROCKETMQ_SECRET_KEY`; without them, or with a
+/// wrong secret, the broker refuses and rmq exits 1 saying so.
+#[test]
+fn rmq_takes_credentials_from_its_flags_or_the_environment() {
+    let Some(acl) = acl() else { return };
+    let _lock = topic_lock();
+    let before = max_offsets(acl);
+    let user = acl.user.access_key();
+    let send = |body: &'static str| vec!["send", "--topic", acl.topic.as_str(), "--count", "3", "--body", body];
+
+    let mut args = send("rmq-flag-{n}");
+    args.extend(["--access-key", user, "--secret-key", &acl.user_secret]);
+    let run = rmq_acl(&args, &[]);
+    assert_eq!(run.code, 0, "with --access-key/--secret-key: {}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 3, "{}", run.stdout);
+    let env = [("ROCKETMQ_ACCESS_KEY", user), ("ROCKETMQ_SECRET_KEY", acl.user_secret.as_str())];
+    let run = rmq_acl(&send("rmq-env-{n}"), &env);
+    assert_eq!(run.code, 0, "with ROCKETMQ_ACCESS_KEY/SECRET_KEY: {}", run.stderr);
+    // Stored: read back by the user with its group.
+    let got = bodies(&pull_since(acl, &before, 6));
+    let want: BTreeSet<String> = (0..3).flat_map(|i| [format!("rmq-flag-{i}"), format!("rmq-env-{i}")]).collect();
+    assert_eq!(got, want);
+    // A reading command signs too: offsets as the user match the brokers'.
+    let run = rmq_acl(&["offsets", "--topic", &acl.topic, "--group", &acl.group], &env);
+    assert_eq!(run.code, 0, "offsets with the user's key: {}", run.stderr);
+    let after = max_offsets(acl);
+    for line in run.stdout.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let q = MessageQueue::new(&acl.topic, f[0], f[1].parse().unwrap());
+        assert_eq!(f[3].parse::<i64>().unwrap(), after[&q], "{line}");
+    }
+
+    // Refused: no credentials, a wrong secret (exit 1, the reason on stderr);
+    // half a key pair is a usage error (exit 2).
+    let run = rmq_acl(&send("never"), &[]);
+    assert_eq!(run.code, 1, "without credentials: {} {}", run.stdout, run.stderr);
+    assert!(run.stderr.contains("authentication failed"), "{}", run.stderr);
+    let mut args = send("never");
+    args.extend(["--access-key", user, "--secret-key", "not-the-secret-1"]);
+    let run = rmq_acl(&args, &[]);
+    assert_eq!(run.code, 1, "wrong secret: {}", run.stderr);
+    assert!(run.stderr.contains("authentication failed") && !run.stderr.contains("not-the-secret-1"), "{}", run.stderr);
+    let mut args = send("never");
+    args.extend(["--access-key", user]);
+    let run = rmq_acl(&args, &env);
+    assert_eq!(run.code, 2, "--access-key alone: {}", run.stderr);
+    assert_eq!(max_offsets(acl), after, "nothing stored by the refused runs");
 }

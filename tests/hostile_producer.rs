@@ -422,7 +422,9 @@ fn a_flood_of_unknown_replies_is_dropped_and_counted() {
     common::wait_for(Duration::from_secs(120), "every reply dropped", || {
         (p.dropped_replies() as usize >= COUNT).then_some(())
     });
-    assert_eq!(p.dropped_replies() as usize, COUNT);
+    // (A slow run sends the next heartbeat, every 30 s, before the flood is
+    // drained, and that heartbeat starts another flood: at least COUNT.)
+    assert!(p.dropped_replies() as usize >= COUNT);
     assert_eq!(p.pending_requests(), 0);
     // Each push was answered (success, as Java answers a reply it cannot match).
     common::wait_for(Duration::from_secs(30), "every push answered", || (broker.count(0) >= COUNT).then_some(()));

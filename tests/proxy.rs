@@ -15,8 +15,11 @@ use rocketmq_blocking::broker::{BrokerClient, ClientConfig, PullRequest, PullSta
 use rocketmq_blocking::consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, LitePullConsumer, PushConsumer,
 };
+use rocketmq_blocking::producer::LocalTransactionState;
 use rocketmq_blocking::protocol::ResponseCode;
-use rocketmq_blocking::{Error, Message, MessageExt, MessageQueue, NameServerClient, Producer, SendStatus};
+use rocketmq_blocking::{
+    Error, Message, MessageExt, MessageQueue, NameServerClient, Producer, SendStatus, TransactionProducer,
+};
 
 const N: usize = 200;
 
@@ -165,4 +168,123 @@ fn broker_operations_through_the_proxy_name_the_broker() {
     let retry = MessageQueue::new(format!("%RETRY%{group}"), "broker-a", 0);
     let back = pull_n(&client("broker-a"), &retry, 0, 1);
     assert_eq!(body_strings(&back), vec![bodies[0].clone()]);
+}
+
+/// The lite-pull consumer's offsets through the proxy: `commit_sync` stores
+/// them at the brokers, `committed` reads them back, and `seek` on an
+/// assigned queue starts there.
+#[test]
+fn lite_pull_consumer_commits_and_seeks_through_the_proxy() {
+    let Some(proxy) = proxy_addr("lite_pull_consumer_commits_and_seeks_through_the_proxy") else { return };
+    let topic = proxy_topic(&proxy, "proxy_lite_commit");
+    let sent: HashSet<String> = send_through(&proxy, &topic).into_iter().collect();
+    let config = proxy_consumer_config(&proxy, "proxy_lite_commit_cg");
+    let group = config.group().to_string();
+    let c = LitePullConsumer::new(config).unwrap();
+    c.subscribe(&topic, "*").unwrap();
+    c.start().unwrap();
+    let mut got = HashSet::new();
+    wait_for(Duration::from_secs(60), "every message polled through the proxy", || {
+        got.extend(body_strings(&c.poll(Duration::from_millis(500)).expect("poll through the proxy")));
+        (got.len() >= sent.len()).then_some(())
+    });
+    assert_eq!(got, sent);
+    c.commit_sync().unwrap();
+    // Stored at the brokers themselves, and read back through the proxy.
+    for q in topic_queues(&topic) {
+        let max = client(&q.broker_name).max_offset(&q).unwrap();
+        let at_broker = client(&q.broker_name).query_consumer_offset(&group, &q).unwrap();
+        assert_eq!(at_broker, Some(max), "{q:?}");
+        assert_eq!(c.committed(&q).unwrap(), Some(max), "{q:?}");
+    }
+    c.shutdown();
+
+    // An assigned queue, seeked through the proxy.
+    let q = topic_queues(&topic).into_iter().find(|q| client(&q.broker_name).max_offset(q).unwrap() >= 5).unwrap();
+    let max = client(&q.broker_name).max_offset(&q).unwrap();
+    let a = LitePullConsumer::new(proxy_consumer_config(&proxy, "proxy_lite_seek_cg")).unwrap();
+    a.assign(std::slice::from_ref(&q)).unwrap();
+    a.seek(&q, max - 3).unwrap();
+    a.start().unwrap();
+    let mut offsets = Vec::new();
+    wait_for(Duration::from_secs(30), "the last 3 messages of the seeked queue", || {
+        offsets.extend(a.poll(Duration::from_millis(500)).unwrap().iter().map(|m| m.queue_offset));
+        (offsets.len() >= 3).then_some(())
+    });
+    assert_eq!(offsets, vec![max - 3, max - 2, max - 1]);
+    a.shutdown();
+}
+
+/// Transactions through the proxy (remoting) are decided by the check-back
+/// alone: the proxy forwards a half message to its broker as it is and
+/// keeps no transaction data for it, so the END_TRANSACTION that follows
+/// finds none (its `TransactionActivity` answers SUCCESS and drops it); the
+/// broker then asks the producer group, the proxy forwards the check-back to
+/// our connection, and the listener's answer is applied. Shown here: every
+/// half message is checked back, a local commit the listener overrules is
+/// rolled back, and commit and rollback by the listener work.
+#[test]
+fn transactions_through_the_proxy_are_decided_by_the_check_back() {
+    let Some(proxy) = proxy_addr("transactions_through_the_proxy_are_decided_by_the_check_back") else { return };
+    // The proxy checks a topic's message type (its enableTopicMessageTypeCheck,
+    // on by default): half messages only go to a TRANSACTION topic, made
+    // with the release's mqadmin (`-a +message.type=TRANSACTION`).
+    let topic = unique("proxy_tx");
+    harness(&[
+        "mqadmin",
+        "updateTopic",
+        "-c",
+        CLUSTER,
+        "-t",
+        &topic,
+        "-r",
+        "4",
+        "-w",
+        "4",
+        "-a",
+        "+message.type=TRANSACTION",
+    ]);
+    let ns = NameServerClient::new(&proxy).unwrap();
+    wait_for(Duration::from_secs(60), "the proxy to serve the new topic's route", || {
+        ns.topic_route(&topic).ok().filter(|r| r.queue_datas.len() >= 2)
+    });
+    let checked: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+    let seen = Arc::clone(&checked);
+    let listener = move |m: &MessageExt| {
+        let body = String::from_utf8_lossy(&m.body).into_owned();
+        let rollback = body == "tx-rollback" || body == "tx-overruled";
+        seen.lock().unwrap().insert(body);
+        if rollback {
+            LocalTransactionState::RollbackMessage
+        } else {
+            LocalTransactionState::CommitMessage
+        }
+    };
+    let config = producer_config(&unique("proxy_tx_pg"))
+        .namesrv_addr(&proxy)
+        .send_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let tp = TransactionProducer::new(config, listener).unwrap();
+    tp.start().unwrap();
+    let local = [
+        ("tx-commit", LocalTransactionState::CommitMessage),
+        ("tx-rollback", LocalTransactionState::RollbackMessage),
+        ("tx-unknown", LocalTransactionState::Unknown),
+        ("tx-overruled", LocalTransactionState::CommitMessage),
+    ];
+    for (body, state) in local {
+        let r = tp.send_message_in_transaction(&Message::new(&topic, body), |_, _| state).unwrap();
+        assert_eq!(r.send_result.status, SendStatus::SendOk, "{r:?}");
+    }
+    let all: BTreeSet<String> = local.iter().map(|(b, _)| b.to_string()).collect();
+    wait_for(Duration::from_secs(60), "a check-back for every half message", || {
+        (*checked.lock().unwrap() == all).then_some(())
+    });
+    // Read back from the brokers themselves: what the listener committed.
+    let stored = wait_for(Duration::from_secs(60), "the committed messages at the brokers", || {
+        Some(body_strings(&pull_all(&topic)).into_iter().collect::<BTreeSet<_>>()).filter(|s| s.len() >= 2)
+    });
+    assert_eq!(stored, BTreeSet::from(["tx-commit".to_string(), "tx-unknown".to_string()]));
+    tp.shutdown();
 }

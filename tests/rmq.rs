@@ -5,92 +5,11 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::rmq::*;
 use common::*;
 use rocketmq_blocking::MessageQueue;
-
-/// What a run of `rmq` gave.
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// The example binary, built once per test process.
-fn rmq_path() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| example_binary("rmq"))
-}
-
-/// Runs a command, killing it after `limit`.
-fn output_within(mut cmd: Command, stdin: Option<&str>, limit: Duration) -> Run {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn");
-    if let Some(input) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        pipe.write_all(input.as_bytes()).expect("write stdin");
-    }
-    // Read both pipes on threads so a full pipe cannot stall the child.
-    let mut out_pipe = child.stdout.take().expect("stdout pipe");
-    let mut err_pipe = child.stderr.take().expect("stderr pipe");
-    let out_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out_pipe.read_to_string(&mut s);
-        s
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err_pipe.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        code: status.code().unwrap_or(-1),
-        stdout: out_reader.join().expect("stdout reader"),
-        stderr: err_reader.join().expect("stderr reader"),
-    }
-}
-
-/// `rmq <args>` with the name server from the environment, bounded by 120 s.
-fn rmq(args: &[&str]) -> Run {
-    rmq_with(args, None, &[("ROCKETMQ_NAMESRV_ADDR", Some(&namesrv_addr()))])
-}
-
-fn rmq_with(args: &[&str], stdin: Option<&str>, env: &[(&str, Option<&str>)]) -> Run {
-    let mut cmd = Command::new(rmq_path());
-    cmd.args(args);
-    for (k, v) in env {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    output_within(cmd, stdin, Duration::from_secs(120))
-}
-
-/// A run that must succeed; its stdout.
-fn ok(args: &[&str]) -> String {
-    let run = rmq(args);
-    assert_eq!(run.code, 0, "rmq {args:?} exited {}: {}", run.code, run.stderr);
-    run.stdout
-}
 
 /// Tab-separated rows of a table, header checked and dropped.
 fn table(out: &str, header: &str) -> Vec<Vec<String>> {
@@ -365,6 +284,59 @@ fn bench_sends_what_it_reports() {
     let stored = pull_all(&topic);
     assert_eq!(stored.len(), 200);
     assert!(stored.iter().all(|m| m.body == vec![b'x'; 64]));
+}
+
+#[test]
+fn trace_prints_each_hop_of_a_traced_message() {
+    use rocketmq_blocking::consumer::{ConsumeConcurrentlyStatus, ConsumeFromWhere, PushConsumer};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let topic = unique("rmq_trace");
+    create_topic(&topic, 1);
+    let (pg, cg) = (unique("rmq_trace_pg"), unique("rmq_trace_cg"));
+    let out = ok(&["send", "--topic", &topic, "--trace", "--tag", "TagR", "--keys", "rk", "--group", &pg]);
+    let msg_id = out.split('\t').next().unwrap().to_string();
+    let broker = out.split('\t').nth(1).unwrap().to_string();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let config =
+        consumer_config(&cg).consume_from_where(ConsumeFromWhere::FirstOffset).enable_trace(true).build().unwrap();
+    let consumer = PushConsumer::new(config).unwrap();
+    consumer.subscribe(&topic, "*").unwrap();
+    let s = Arc::clone(&seen);
+    consumer
+        .register_concurrently(move |m: &[rocketmq_blocking::MessageExt], _: &mut _| {
+            s.fetch_add(m.len(), Ordering::SeqCst);
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        })
+        .unwrap();
+    consumer.start().unwrap();
+    wait_for(Duration::from_secs(30), "the message consumed", || (seen.load(Ordering::SeqCst) >= 1).then_some(()));
+    consumer.shutdown();
+
+    let args = ["trace", "--msg-id", msg_id.as_str()];
+    let rows = wait_for(Duration::from_secs(30), "three hops from rmq trace", || {
+        let run = rmq(&args);
+        let rows = (run.code == 0)
+            .then(|| table(&run.stdout, "type\ttime_ms\tgroup\tclient_host\tstore_host\tcost_ms\tsuccess\tdetail"))?;
+        (rows.len() == 3).then_some(rows)
+    });
+    let types: BTreeSet<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(types, BTreeSet::from(["Pub", "SubAfter", "SubBefore"]), "{rows:?}");
+    let pub_row = rows.iter().find(|r| r[0] == "Pub").unwrap();
+    assert_eq!(pub_row[2], pg);
+    assert_eq!(pub_row[4], broker_addr(&broker));
+    assert_eq!(pub_row[6], "true");
+    assert_eq!(pub_row[7], format!("topic={topic} tags=TagR keys=rk type=0"));
+    assert_eq!(pub_row[5].parse::<i64>().map(|c| c >= 0), Ok(true));
+    for r in rows.iter().filter(|r| r[0] != "Pub") {
+        assert_eq!((r[2].as_str(), r[6].as_str()), (cg.as_str(), "true"), "{r:?}");
+    }
+    assert_eq!(rows.iter().find(|r| r[0] == "SubAfter").unwrap()[7], "code=0");
+
+    let none = rmq(&["trace", "--msg-id", "0000000000000000000000000000NONE"]);
+    assert_eq!(none.code, 1, "{}", none.stderr);
+    assert_eq!(rmq(&["trace"]).code, 2);
 }
 
 #[test]

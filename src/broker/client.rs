@@ -9,7 +9,9 @@ use crate::protocol::body::{ConsumerListBody, HeartbeatData, LockBatchRequestBod
 use crate::protocol::compress::{self, Deflater};
 use crate::protocol::header::*;
 use crate::protocol::message::{self, property, pull_flag, sys_flag};
-use crate::protocol::{request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode, SerializeType};
+use crate::protocol::{
+    now_ms, request, Message, MessageExt, MessageQueue, RemotingCommand, ResponseCode, SerializeType,
+};
 use crate::threads::lock;
 use crate::validate;
 
@@ -353,10 +355,6 @@ impl std::fmt::Debug for BrokerClient {
             .field("connected", &self.is_connected())
             .finish()
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl BrokerClient {
@@ -861,6 +859,37 @@ impl BrokerClient {
             mq_set: queues.to_vec(),
         };
         RemotingCommand::request(request::UNLOCK_BATCH_MQ).with_body(Self::json_body(&body))
+    }
+
+    /// The messages of `topic` whose keys include `key` and that were stored
+    /// between `begin_ms` and `end_ms`, from this broker's index (QUERY_MESSAGE,
+    /// as Java's `MQAdminImpl.queryMessage`): at most `max_num`, only those
+    /// whose topic and keys really match (the index is a hash), none when the
+    /// broker finds nothing.
+    pub fn query_messages_by_key(
+        &self,
+        topic: &str,
+        key: &str,
+        max_num: i32,
+        begin_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<MessageExt>> {
+        let h = QueryMessageRequestHeader {
+            topic: topic.to_string(),
+            key: key.to_string(),
+            max_num,
+            begin_timestamp: begin_ms,
+            end_timestamp: end_ms,
+        };
+        let mut fields = h.to_ext_fields();
+        fields.insert("_UNIQUE_KEY_QUERY".into(), "false".into());
+        let resp = self.call(RemotingCommand::request(request::QUERY_MESSAGE).with_ext_fields(fields))?;
+        if resp.response_code() == ResponseCode::QueryNotFound {
+            return Ok(Vec::new());
+        }
+        self.expect_success(&resp, "query message", OperationKind::Other, topic, -1)?;
+        let msgs = self.header(message::decode_messages(&resp.body))?;
+        Ok(msgs.into_iter().filter(|m| m.topic == topic && m.keys().contains(&key)).collect())
     }
 
     /// Commits or rolls back a half message (oneway, as in Java).

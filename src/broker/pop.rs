@@ -2,7 +2,7 @@
 //! queues the broker assigns, pop, ack, change invisible time. The wire
 //! formats are in [`crate::protocol::pop`].
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use super::BrokerClient;
 use crate::error::{Error, OperationKind, Result};
@@ -11,7 +11,7 @@ use crate::protocol::message::{self, MessageExt};
 use crate::protocol::pop::{
     self, ExtraInfo, MessageQueueAssignment, PopMessageRequestHeader, PopMessageResponseHeader,
 };
-use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
+use crate::protocol::{now_ms, request, MessageQueue, RemotingCommand, ResponseCode};
 use crate::validate;
 
 /// Java's default invisible time of popped messages (60 s).
@@ -84,10 +84,6 @@ pub struct PopResult {
     pub messages: Vec<MessageExt>,
     /// Messages left in the queues (when found).
     pub rest_num: i64,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 impl BrokerClient {

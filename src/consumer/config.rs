@@ -102,6 +102,8 @@ pub struct ConsumerConfig {
     await_termination: Duration,
     auto_commit: bool,
     offset_store_dir: PathBuf,
+    enable_trace: bool,
+    trace_topic: Option<String>,
     #[cfg(feature = "acl")]
     credentials: Option<crate::acl::Credentials>,
 }
@@ -141,6 +143,8 @@ impl Default for ConsumerConfig {
             await_termination: DEFAULT_AWAIT_TERMINATION,
             auto_commit: true,
             offset_store_dir: default_offset_store_dir(),
+            enable_trace: false,
+            trace_topic: None,
             #[cfg(feature = "acl")]
             credentials: None,
         }
@@ -174,6 +178,14 @@ impl ConsumerConfig {
     /// Client id, if set (else each consumer makes a unique one).
     pub fn client_id(&self) -> Option<&str> {
         self.client_id.as_deref()
+    }
+    /// Whether a push consumer traces its listener calls ([`crate::trace`]).
+    pub fn enable_trace(&self) -> bool {
+        self.enable_trace
+    }
+    /// The trace topic (default `RMQ_SYS_TRACE_TOPIC`).
+    pub fn trace_topic(&self) -> &str {
+        self.trace_topic.as_deref().unwrap_or(crate::trace::DEFAULT_TRACE_TOPIC)
     }
     /// Credentials that sign every request, if set (`acl` feature).
     #[cfg(feature = "acl")]
@@ -275,8 +287,8 @@ impl ConsumerConfig {
         crate::namespace::wrap(self.namespace.as_deref(), name)
     }
 
-    /// `name` without the namespace prefix.
-    pub fn without_namespace<'a>(&self, name: &'a str) -> &'a str {
+    /// `name` without the namespace prefix (`%RETRY%ns%g` becomes `%RETRY%g`, as in Java).
+    pub fn without_namespace<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
         crate::namespace::unwrap(self.namespace.as_deref(), name)
     }
 }
@@ -334,6 +346,25 @@ impl ConsumerConfigBuilder {
     /// A fixed client id (default: a unique `ip@pid#nanos` per consumer).
     pub fn client_id(mut self, id: impl Into<String>) -> Self {
         self.config.client_id = Some(id.into());
+        self
+    }
+    /// Traces a push consumer's listener calls (`SubBefore` / `SubAfter`) to
+    /// the trace topic (default off, as Java's `enableMsgTrace`; see [`crate::trace`]).
+    ///
+    /// ```
+    /// use rocketmq_blocking::ConsumerConfig;
+    ///
+    /// let c = ConsumerConfig::builder().group("cg").namesrv_addr("127.0.0.1:9876").enable_trace(true).build()?;
+    /// assert!(c.enable_trace());
+    /// # Ok::<(), rocketmq_blocking::Error>(())
+    /// ```
+    pub fn enable_trace(mut self, on: bool) -> Self {
+        self.config.enable_trace = on;
+        self
+    }
+    /// Trace topic (default `RMQ_SYS_TRACE_TOPIC`; Java's `customizedTraceTopic`).
+    pub fn trace_topic(mut self, topic: impl Into<String>) -> Self {
+        self.config.trace_topic = Some(topic.into());
         self
     }
     /// Start time for `ConsumeFromWhere::Timestamp`, ms since the epoch.
@@ -418,6 +449,7 @@ impl ConsumerConfigBuilder {
         if let Some(v) = get("ROCKETMQ_CONSUMER_CLIENT_ID") {
             c.client_id = Some(v);
         }
+        crate::trace::env_overrides("ROCKETMQ_CONSUMER_", &get, &mut c.enable_trace, &mut c.trace_topic)?;
         if let Some(v) = get("ROCKETMQ_CONSUMER_OFFSET_STORE_DIR") {
             c.offset_store_dir = PathBuf::from(v);
         }
@@ -495,6 +527,9 @@ impl ConsumerConfigBuilder {
     pub fn build(self) -> Result<ConsumerConfig> {
         let c = self.config;
         validate::check_group(&c.group)?;
+        if let Some(t) = &c.trace_topic {
+            validate::check_topic(t)?;
+        }
         if let Some(ns) = &c.namespace {
             validate::check_group(ns)
                 .map_err(|_| Error::invalid("namespace", format!("{ns:?} is not a valid name")))?;
@@ -505,33 +540,13 @@ impl ConsumerConfigBuilder {
                 return Err(Error::invalid("client id", "is empty"));
             }
         }
-        if !(1..=1024).contains(&c.pull_batch_size) {
-            return Err(Error::invalid("pull batch size", format!("{} is not in 1..=1024", c.pull_batch_size)));
-        }
-        if !(1..=1024).contains(&c.consume_batch_size) {
-            return Err(Error::invalid("consume batch size", format!("{} is not in 1..=1024", c.consume_batch_size)));
-        }
-        if !(1..=65535).contains(&c.pull_threshold_for_queue) {
-            return Err(Error::invalid(
-                "pull threshold for queue",
-                format!("{} is not in 1..=65535", c.pull_threshold_for_queue),
-            ));
-        }
-        if !(1..=1024 * 1024 * 1024).contains(&c.pull_threshold_size_for_queue) {
-            return Err(Error::invalid("pull threshold size for queue", "must be 1 byte to 1 GiB"));
-        }
-        if !(1..=1000).contains(&c.consume_threads) {
-            return Err(Error::invalid("consume threads", format!("{} is not in 1..=1000", c.consume_threads)));
-        }
-        if !(1..=64).contains(&c.pull_threads) {
-            return Err(Error::invalid("pull threads", format!("{} is not in 1..=64", c.pull_threads)));
-        }
-        if !(0..=16_000).contains(&c.max_reconsume_times) {
-            return Err(Error::invalid(
-                "max reconsume times",
-                format!("{} is not in 0..=16000", c.max_reconsume_times),
-            ));
-        }
+        in_range("pull batch size", c.pull_batch_size, 1, 1024)?;
+        in_range("consume batch size", c.consume_batch_size, 1, 1024)?;
+        in_range("pull threshold for queue", c.pull_threshold_for_queue, 1, 65535)?;
+        in_range("pull threshold size for queue", c.pull_threshold_size_for_queue, 1, 1024 * 1024 * 1024)?;
+        in_range("consume threads", c.consume_threads, 1, 1000)?;
+        in_range("pull threads", c.pull_threads, 1, 64)?;
+        in_range("max reconsume times", c.max_reconsume_times, 0, 16_000)?;
         for (what, d) in [
             ("persist interval", c.persist_interval),
             ("rebalance interval", c.rebalance_interval),
@@ -578,6 +593,8 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_CONSUMER_PULL_THREADS",
     "ROCKETMQ_CONSUMER_MAX_RECONSUME_TIMES",
     "ROCKETMQ_CONSUMER_AUTO_COMMIT",
+    "ROCKETMQ_CONSUMER_ENABLE_TRACE",
+    "ROCKETMQ_CONSUMER_TRACE_TOPIC",
     "ROCKETMQ_CONSUMER_PERSIST_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_REBALANCE_INTERVAL_MS",
     "ROCKETMQ_CONSUMER_HEARTBEAT_INTERVAL_MS",
@@ -587,6 +604,14 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_SECRET_KEY",
     "ROCKETMQ_SECURITY_TOKEN",
 ];
+
+/// `Err` naming `what` unless `lo <= v <= hi`.
+fn in_range<T: PartialOrd + std::fmt::Display>(what: &'static str, v: T, lo: T, hi: T) -> Result<()> {
+    if v < lo || v > hi {
+        return Err(Error::invalid(what, format!("{v} is not in {lo}..={hi}")));
+    }
+    Ok(())
+}
 
 #[cfg(test)]
 mod tests {

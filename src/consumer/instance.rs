@@ -1,115 +1,30 @@
 //! What both consumers share: broker connections (one per broker address,
 //! reopened when closed), topic routes, the subscription table, heartbeats,
-//! and the [`Signal`] that wakes the background thread.
+//! and the answers to what brokers ask the consumer.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use super::config::ConsumerConfig;
+use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO};
+use super::owner::{DirectReply, QueueOwner};
 use super::pull_service::Next;
-use super::rebalance::{DirectReply, QueueOwner};
+use super::signal::Signal;
 use crate::broker::{BrokerClient, ClientConfig, PullRequest};
 use crate::error::{Error, OperationKind, Result};
 use crate::namesrv::NameServerClient;
 use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
-use crate::protocol::admin;
+use crate::protocol::admin::{self, ConsumerRunningInfo, ProcessQueueInfo};
 use crate::protocol::body::{ConsumeType, ConsumerData, HeartbeatData, MessageModel, SubscriptionData};
 use crate::protocol::route::MASTER_ID;
-use crate::protocol::{request, MessageQueue, RemotingCommand, ResponseCode};
-
-pub(crate) use crate::threads::lock;
+use crate::protocol::{now_ms, request, MessageQueue, RemotingCommand, ResponseCode};
+use crate::threads::lock;
 
 /// `%RETRY%<group>`.
 pub(crate) fn retry_topic(group: &str) -> String {
     format!("%RETRY%{group}")
-}
-
-/// Offsets an operations tool asked to reset: topic → offset per queue.
-pub(crate) type OffsetReset = (String, BTreeMap<MessageQueue, i64>);
-
-/// Resets waiting for the background thread; more are dropped (the tool
-/// reports the reset as sent; it can be run again).
-const MAX_PENDING_RESETS: usize = 16;
-
-#[derive(Debug, Default)]
-struct SignalState {
-    stopped: bool,
-    rebalance: bool,
-    heartbeat: bool,
-    resets: Vec<OffsetReset>,
-}
-
-/// Wakes the background thread: stop, rebalance now, heartbeat now.
-#[derive(Debug, Default)]
-pub(crate) struct Signal {
-    state: Mutex<SignalState>,
-    cond: Condvar,
-}
-
-/// What [`Signal::wait`] saw.
-#[derive(Debug, Default)]
-pub(crate) struct Wakeup {
-    pub stopped: bool,
-    pub rebalance: bool,
-    pub heartbeat: bool,
-    pub resets: Vec<OffsetReset>,
-}
-
-impl Signal {
-    pub fn stop(&self) {
-        lock(&self.state).stopped = true;
-        self.cond.notify_all();
-    }
-
-    pub fn is_stopped(&self) -> bool {
-        lock(&self.state).stopped
-    }
-
-    /// Never blocks for long: safe on a connection's reader thread.
-    pub fn request_rebalance(&self) {
-        lock(&self.state).rebalance = true;
-        self.cond.notify_all();
-    }
-
-    /// Never blocks for long: safe on a connection's reader thread.
-    pub fn request_reset(&self, reset: OffsetReset) {
-        let mut st = lock(&self.state);
-        if st.resets.len() < MAX_PENDING_RESETS {
-            st.resets.push(reset);
-        } else {
-            log_warn!("offset reset dropped: topic={} (already {MAX_PENDING_RESETS} waiting)", reset.0);
-        }
-        drop(st);
-        self.cond.notify_all();
-    }
-
-    pub fn request_heartbeat(&self) {
-        lock(&self.state).heartbeat = true;
-        self.cond.notify_all();
-    }
-
-    /// Waits until `deadline` or a request; takes (clears) the requests.
-    pub fn wait_until(&self, deadline: Instant) -> Wakeup {
-        let mut st = lock(&self.state);
-        loop {
-            if st.stopped || st.rebalance || st.heartbeat || !st.resets.is_empty() {
-                break;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            st = self.cond.wait_timeout(st, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
-        }
-        let resets = std::mem::take(&mut st.resets);
-        let w = Wakeup { stopped: st.stopped, rebalance: st.rebalance, heartbeat: st.heartbeat, resets };
-        st.rebalance = false;
-        st.heartbeat = false;
-        w
-    }
 }
 
 #[derive(Default)]
@@ -168,10 +83,19 @@ impl Instance {
         })
     }
 
-    /// Makes `owner` answer what operations tools ask; notes the start time.
-    pub fn set_owner(&self, owner: Weak<dyn QueueOwner>) {
-        self.started_ms.store(super::push::now_ms(), Ordering::SeqCst);
+    /// What both consumers' `start` does first: notes the start time,
+    /// makes `owner` answer what operations tools ask, heartbeats.
+    pub fn begin(&self, owner: Weak<dyn QueueOwner>) {
+        self.started_ms.store(now_ms(), Ordering::SeqCst);
         let _ = self.owner.set(owner);
+        self.heartbeat_all(Instant::now() + self.config.request_timeout());
+    }
+
+    /// Where consume-from-timestamp starts: the configured time, else 30
+    /// minutes before `start` (Java's default).
+    pub fn consume_timestamp_ms(&self) -> i64 {
+        let ago = DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64;
+        self.config.consume_timestamp_ms().unwrap_or(self.started_ms.load(Ordering::SeqCst) - ago)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -187,8 +111,15 @@ impl Instance {
         lock(&self.subscriptions).remove(topic).is_some()
     }
 
-    /// The running-info properties both consumers share (Java's names).
-    pub fn base_properties(&self, consume_type: &str, orderly: bool, threads: usize) -> BTreeMap<String, String> {
+    /// What operations tools see (GET_CONSUMER_RUNNING_INFO), with the
+    /// properties both consumers share (Java's names).
+    pub fn running_info(
+        &self,
+        consume_type: &str,
+        orderly: bool,
+        threads: usize,
+        queues: BTreeMap<MessageQueue, ProcessQueueInfo>,
+    ) -> ConsumerRunningInfo {
         let c = &self.config;
         let mut p = BTreeMap::new();
         let mut put = |k: &str, v: String| {
@@ -213,7 +144,8 @@ impl Instance {
         put("pullThreadNums", c.pull_threads().to_string());
         put("maxReconsumeTimes", c.max_reconsume_times().to_string());
         put("clientIP", self.client_id.split('@').next().unwrap_or_default().to_string());
-        p
+        let status = self.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect();
+        ConsumerRunningInfo { properties: p, subscriptions: self.subscriptions(), queues, status }
     }
 
     pub fn subscription(&self, topic: &str) -> Option<SubscriptionData> {

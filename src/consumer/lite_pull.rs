@@ -5,19 +5,19 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO, DEFAULT_LITE_PULL_SUSPEND};
-use super::instance::{lock, Instance};
+use super::config::{ConsumerConfig, DEFAULT_LITE_PULL_SUSPEND};
+use super::instance::Instance;
 use super::offset_store::OffsetStore;
+use super::owner::QueueOwner;
 use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
-use super::push::now_ms;
-use super::rebalance::{self, QueueOwner};
-use super::{prepare_messages, MessageSelector};
+use super::rebalance;
+use super::selector::{prepare_messages, MessageSelector};
 use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
 use crate::protocol::admin::{self, ConsumerRunningInfo, ProcessQueueInfo};
 use crate::protocol::body::{ConsumeType, SubscriptionData};
-use crate::protocol::{MessageExt, MessageQueue};
-use crate::threads::join_until;
+use crate::protocol::{now_ms, MessageExt, MessageQueue};
+use crate::threads::{join_until, lock};
 use crate::validate;
 
 /// Wait before looking at a paused or full queue again.
@@ -91,7 +91,6 @@ struct LiteInner {
     buffer: Mutex<VecDeque<Batch>>,
     buffer_cond: Condvar,
     pulls: PullService<Arc<LiteQueue>>,
-    consume_timestamp_ms: std::sync::atomic::AtomicI64,
 }
 
 /// A consumer you poll: background threads pull each queue into a bounded
@@ -153,7 +152,6 @@ impl LitePullConsumer {
                 buffer: Mutex::new(VecDeque::new()),
                 buffer_cond: Condvar::new(),
                 pulls: PullService::new(),
-                consume_timestamp_ms: std::sync::atomic::AtomicI64::new(0),
             }),
             threads: Mutex::new(Vec::new()),
         })
@@ -258,11 +256,7 @@ impl LitePullConsumer {
         }
         let inner = &self.inner;
         let inst = &inner.inst;
-        let ts =
-            inst.config.consume_timestamp_ms().unwrap_or(now_ms() - DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64);
-        inner.consume_timestamp_ms.store(ts, std::sync::atomic::Ordering::SeqCst);
-        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
-        inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
+        inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
         let mut threads = Vec::new();
         let started = inner.pulls.start(Arc::clone(inner), inst.config.pull_threads()).and_then(|pulls| {
             threads.extend(pulls);
@@ -384,7 +378,7 @@ impl LitePullConsumer {
     /// Commits the position after the polled messages of every held queue
     /// and waits for the broker (or the local file).
     pub fn commit_sync(&self) -> Result<()> {
-        self.inner.commit_to_store();
+        self.inner.commit(&self.inner.queues());
         let queues: Vec<MessageQueue> = lock(&self.inner.table).keys().cloned().collect();
         self.inner.store.persist(&self.inner.inst, &queues)
     }
@@ -420,11 +414,7 @@ impl LitePullConsumer {
             q.drop_queue();
         }
         if inst.config.auto_commit() {
-            for (mq, q) in &entries {
-                if let Some(o) = lock(&q.state).consumed {
-                    inner.store.update(mq, o, false);
-                }
-            }
+            inner.commit(&entries);
         }
         let queues: Vec<MessageQueue> = entries.iter().map(|(q, _)| q.clone()).collect();
         let _ = inner.store.persist_until(inst, &queues, deadline);
@@ -454,12 +444,15 @@ impl LiteInner {
         st.buffered_bytes = 0;
     }
 
-    fn commit_to_store(&self) {
-        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> =
-            lock(&self.table).iter().map(|(m, q)| (m.clone(), Arc::clone(q))).collect();
+    fn queues(&self) -> Vec<(MessageQueue, Arc<LiteQueue>)> {
+        lock(&self.table).iter().map(|(m, q)| (m.clone(), Arc::clone(q))).collect()
+    }
+
+    /// Puts the position after what `poll` returned of `queues` in the offset store.
+    fn commit(&self, queues: &[(MessageQueue, Arc<LiteQueue>)]) {
         for (mq, q) in queues {
             if let Some(o) = lock(&q.state).consumed {
-                self.store.update(&mq, o, false);
+                self.store.update(mq, o, false);
             }
         }
     }
@@ -573,9 +566,7 @@ impl QueueOwner for LiteInner {
         q.drop_queue();
         lock(&self.buffer).retain(|b| !Arc::ptr_eq(&b.q, &q));
         if self.inst.config.auto_commit() {
-            if let Some(o) = lock(&q.state).consumed {
-                self.store.update(mq, o, false);
-            }
+            self.commit(&[(mq.clone(), Arc::clone(&q))]);
         }
         let _ = self.store.persist(&self.inst, std::slice::from_ref(mq));
         self.store.remove(mq);
@@ -587,7 +578,6 @@ impl QueueOwner for LiteInner {
         }
         let parked: Vec<Arc<LiteQueue>> =
             lock(&self.table).values().filter(|q| lock(&q.state).parked).cloned().collect();
-        let ts = self.consume_timestamp_ms.load(std::sync::atomic::Ordering::SeqCst);
         for q in parked {
             if self.inst.signal.is_stopped() {
                 return;
@@ -597,7 +587,7 @@ impl QueueOwner for LiteInner {
                 (st.epoch, st.next_pull.is_none() && st.seek.is_none())
             };
             if needs_offset {
-                let Ok(o) = rebalance::start_offset(&self.inst, &self.store, &q.mq, ts) else { continue };
+                let Ok(o) = rebalance::start_offset(&self.inst, &self.store, &q.mq) else { continue };
                 let mut st = lock(&q.state);
                 if st.epoch == epoch && st.next_pull.is_none() {
                     st.next_pull = Some(o);
@@ -617,39 +607,21 @@ impl QueueOwner for LiteInner {
     }
 
     fn running_info(&self) -> ConsumerRunningInfo {
-        let inst = &self.inst;
-        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> =
-            lock(&self.table).iter().map(|(m, q)| (m.clone(), Arc::clone(q))).collect();
-        let infos = queues
-            .into_iter()
-            .map(|(mq, q)| {
-                let st = lock(&q.state);
-                let info = ProcessQueueInfo {
-                    commit_offset: st.consumed.or_else(|| self.store.read_memory(&mq)).unwrap_or(-1),
-                    cached_msg_count: st.buffered_msgs as i32,
-                    cached_msg_size_in_mib: (st.buffered_bytes / (1024 * 1024)) as i32,
-                    droped: st.dropped,
-                    last_pull_timestamp: st.last_pull_ms,
-                    ..ProcessQueueInfo::default()
-                };
-                (mq, info)
-            })
-            .collect();
-        ConsumerRunningInfo {
-            properties: inst.base_properties(admin::CONSUME_ACTIVELY, false, inst.config.pull_threads()),
-            subscriptions: inst.subscriptions(),
-            queues: infos,
-            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
-        }
+        let info = |mq: &MessageQueue, st: &QueueState| ProcessQueueInfo {
+            commit_offset: st.consumed.or_else(|| self.store.read_memory(mq)).unwrap_or(-1),
+            cached_msg_count: st.buffered_msgs as i32,
+            cached_msg_size_in_mib: (st.buffered_bytes / (1024 * 1024)) as i32,
+            droped: st.dropped,
+            last_pull_timestamp: st.last_pull_ms,
+            ..ProcessQueueInfo::default()
+        };
+        let infos = self.queues().into_iter().map(|(mq, q)| (mq.clone(), info(&mq, &lock(&q.state)))).collect();
+        self.inst.running_info(admin::CONSUME_ACTIVELY, false, self.inst.config.pull_threads(), infos)
     }
 
     fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {
-        let queues: Vec<(MessageQueue, Arc<LiteQueue>)> = lock(&self.table)
-            .iter()
-            .filter(|(m, _)| m.topic == topic)
-            .map(|(m, q)| (m.clone(), Arc::clone(q)))
-            .collect();
-        queues.into_iter().filter_map(|(m, q)| lock(&q.state).consumed.map(|o| (m, o))).collect()
+        let queues = self.queues().into_iter().filter(|(m, _)| m.topic == topic);
+        queues.filter_map(|(m, q)| lock(&q.state).consumed.map(|o| (m, o))).collect()
     }
 
     fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>) {
@@ -667,7 +639,7 @@ impl QueueOwner for LiteInner {
 
     fn persist(&self) {
         if self.inst.config.auto_commit() {
-            self.commit_to_store();
+            self.commit(&self.queues());
         }
         let queues: Vec<MessageQueue> = lock(&self.table).keys().cloned().collect();
         if let Err(e) = self.store.persist(&self.inst, &queues) {

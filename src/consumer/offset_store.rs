@@ -15,10 +15,11 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::instance::{lock, Instance};
+use super::instance::Instance;
 use crate::error::{Error, OperationKind, Result};
 use crate::net::fanout::invoke_all;
 use crate::protocol::MessageQueue;
+use crate::threads::lock;
 
 /// File name of a group's offsets inside its directory.
 pub const OFFSET_FILE_NAME: &str = "offsets.json";

@@ -7,12 +7,13 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::ConsumerConfig;
-use super::instance::{lock, Instance};
+use super::instance::Instance;
+use super::listener::{ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, MessageListenerConcurrently};
+use super::owner::QueueOwner;
 use super::pull_service::{Fetch, Next, PullService, Puller};
-use super::rebalance::{self, QueueOwner};
-use super::{
-    spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, Gate, MessageListenerConcurrently, MessageSelector,
-};
+use super::rebalance;
+use super::selector::MessageSelector;
+use super::work_queue::Gate;
 use crate::broker::{
     BrokerClient, PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME,
 };
@@ -22,7 +23,7 @@ use crate::protocol::admin::{self, ConsumerRunningInfo};
 use crate::protocol::body::{ConsumeFromWhere, ConsumeType};
 use crate::protocol::pop::{self as wire, MessageQueueAssignment, JAVA_POP_DELAYS_SECS};
 use crate::protocol::{MessageExt, MessageQueue, RemotingCommand, ResponseCode};
-use crate::threads::join_until;
+use crate::threads::{join_until, lock, spawn};
 use crate::validate;
 
 /// Java's `popThresholdForQueue`: messages of one assignment waiting for
@@ -402,10 +403,9 @@ impl PopConsumer {
         if inst.subscriptions().is_empty() {
             return Err(Error::invalid("subscription", "subscribe to a topic before start"));
         }
-        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
+        inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
         let mut threads = Vec::new();
         let mut started = || -> Result<()> {
-            inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
             for sub in inst.subscriptions() {
                 for a in inner.pop_assignment(&sub.topic)? {
                     inner.add(a);
@@ -739,17 +739,13 @@ impl QueueOwner for PopInner {
     }
 
     fn running_info(&self) -> ConsumerRunningInfo {
-        let inst = &self.inst;
-        let mut properties = inst.base_properties(admin::CONSUME_PASSIVELY, false, inst.config.consume_threads());
+        let threads = self.inst.config.consume_threads();
+        let mut info = self.inst.running_info(admin::CONSUME_PASSIVELY, false, threads, BTreeMap::new());
+        let properties = &mut info.properties;
         properties.insert("popInvisibleTime".into(), self.options.invisible_time.as_millis().to_string());
         properties.insert("popBatchNums".into(), self.options.batch_size.to_string());
         properties.insert("popThresholdForQueue".into(), self.options.threshold.to_string());
-        ConsumerRunningInfo {
-            properties,
-            subscriptions: inst.subscriptions(),
-            queues: BTreeMap::new(),
-            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
-        }
+        info
     }
 
     fn offsets(&self, _topic: &str) -> BTreeMap<MessageQueue, i64> {
@@ -761,12 +757,12 @@ impl QueueOwner for PopInner {
         log_info!("offset reset ignored by a pop consumer: group={} topic={topic}", self.inst.group);
     }
 
-    fn desired(&self, _inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
+    fn broker_assignment(&self, topic: &str) -> Option<Option<BTreeSet<MessageQueue>>> {
         match self.query_assignment(topic) {
-            Ok((_, v)) => Some(v.into_iter().filter_map(|a| a.message_queue).collect()),
+            Ok((_, v)) => Some(Some(v.into_iter().filter_map(|a| a.message_queue).collect())),
             Err(e) => {
                 log_warn!("query assignment failed: group={} topic={topic} error={e}", self.inst.group);
-                None
+                Some(None)
             }
         }
     }

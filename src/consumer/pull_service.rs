@@ -19,11 +19,10 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::spawn;
 use crate::broker::{BrokerClient, PullRequest, PullResult};
 use crate::error::{Error, Result};
 use crate::protocol::RemotingCommand;
-use crate::threads::lock;
+use crate::threads::{lock, spawn};
 
 /// Longest a pull thread sleeps without looking at its clock again.
 const MAX_IDLE: Duration = Duration::from_secs(1);

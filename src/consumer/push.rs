@@ -1,27 +1,30 @@
 //! [`PushConsumer`]: pulls in the background and calls a listener.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO, DEFAULT_PUSH_SUSPEND, LOCK_MAX_LIVE};
-use super::instance::{lock, retry_topic, Instance};
-use super::offset_store::OffsetStore;
-use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
-use super::rebalance::{self, DirectReply, QueueOwner};
-use super::{
-    prepare_messages, spawn, ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext,
-    ConsumeOrderlyStatus, Gate, MessageListenerConcurrently, MessageListenerOrderly, MessageSelector,
+use super::config::{ConsumerConfig, DEFAULT_PUSH_SUSPEND, LOCK_MAX_LIVE};
+use super::instance::{retry_topic, Instance};
+use super::listener::{
+    ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeOrderlyContext, ConsumeOrderlyStatus,
+    MessageListenerConcurrently, MessageListenerOrderly,
 };
+use super::offset_store::OffsetStore;
+use super::owner::{DirectReply, QueueOwner};
+use super::process_queue::{DropReason, ProcessQueue};
+use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
+use super::rebalance;
+use super::selector::{prepare_messages, MessageSelector};
+use super::work_queue::{Gate, Task, WorkQueue};
 use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
-use crate::protocol::admin::{self, ConsumeMessageDirectlyResult, ConsumerRunningInfo, ProcessQueueInfo};
+use crate::protocol::admin::{self, ConsumeMessageDirectlyResult, ConsumerRunningInfo};
 use crate::protocol::body::{ConsumeType, SubscriptionData};
-use crate::protocol::{MessageExt, MessageQueue};
-use crate::threads::join_until;
+use crate::protocol::{now_ms, MessageExt, MessageQueue};
+use crate::threads::{join_until, lock, spawn};
 use crate::validate;
 
 /// Flow control: wait this long before looking at a full queue again (Java: 50 ms).
@@ -34,310 +37,10 @@ const LOCK_RETRY_DELAY: Duration = Duration::from_secs(1);
 /// other queues have a turn (Java's MAX_TIME_CONSUME_CONTINUOUSLY).
 const ORDERLY_SLICE: Duration = Duration::from_secs(60);
 
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 #[derive(Clone)]
 enum Listener {
     Concurrently(Arc<dyn MessageListenerConcurrently>),
     Orderly(Arc<dyn MessageListenerOrderly>),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DropReason {
-    /// Taken away by a rebalance: persist, release, stop.
-    Rebalance,
-    /// The consumer is shutting down: `shutdown` persists and releases.
-    Shutdown,
-}
-
-#[derive(Debug)]
-struct PqState {
-    dropped: Option<DropReason>,
-    /// Offsets (and body sizes) of pulled messages not yet consumed.
-    msgs: BTreeMap<i64, usize>,
-    /// Orderly: the pulled messages themselves, consumed in offset order.
-    ordered: BTreeMap<i64, MessageExt>,
-    bytes: usize,
-    /// Highest offset ever put (-1: none).
-    max_offset: i64,
-    /// Where the next pull starts; `None` until the background thread found
-    /// the start offset.
-    next_offset: Option<i64>,
-    /// Broker id the last pull suggested (0: master; a slave while the
-    /// master is busy or down).
-    suggested_broker: i64,
-    /// The pull threads left the queue to the background thread (start
-    /// offset or orderly lock needed); it reschedules the queue.
-    parked: bool,
-    /// Orderly: when the broker last confirmed our lock.
-    locked_at: Option<Instant>,
-    /// Orderly: a consume task of this queue is queued or running.
-    consume_scheduled: bool,
-    /// Orderly: a listener call on this queue is running.
-    consuming: bool,
-    /// Orderly: the offset was persisted and the lock released after the drop.
-    released: bool,
-    /// For operations tools: last pull and last listener call (ms since the epoch).
-    last_pull_ms: i64,
-    last_consume_ms: i64,
-}
-
-/// Java's ProcessQueue: the consume state of one queue.
-struct ProcessQueue {
-    mq: MessageQueue,
-    user_mq: MessageQueue,
-    state: Mutex<PqState>,
-}
-
-impl ProcessQueue {
-    fn new(mq: MessageQueue, user_mq: MessageQueue) -> Self {
-        ProcessQueue {
-            mq,
-            user_mq,
-            state: Mutex::new(PqState {
-                dropped: None,
-                msgs: BTreeMap::new(),
-                ordered: BTreeMap::new(),
-                bytes: 0,
-                max_offset: -1,
-                next_offset: None,
-                suggested_broker: 0,
-                parked: true,
-                locked_at: None,
-                consume_scheduled: false,
-                consuming: false,
-                released: false,
-                last_pull_ms: 0,
-                last_consume_ms: 0,
-            }),
-        }
-    }
-
-    fn dropped(&self) -> Option<DropReason> {
-        lock(&self.state).dropped
-    }
-
-    fn drop_queue(&self, reason: DropReason) {
-        lock(&self.state).dropped.get_or_insert(reason);
-    }
-
-    /// Records pulled messages (orderly: keeps them for the listener);
-    /// returns true when an orderly consume task must be queued.
-    fn put(&self, msgs: &[MessageExt], keep: bool) -> bool {
-        let mut st = lock(&self.state);
-        for m in msgs {
-            if st.msgs.insert(m.queue_offset, m.body.len()).is_none() {
-                st.bytes += m.body.len();
-            }
-            st.max_offset = st.max_offset.max(m.queue_offset);
-            if keep {
-                st.ordered.insert(m.queue_offset, m.clone());
-            }
-        }
-        if keep && !st.consume_scheduled && !st.ordered.is_empty() {
-            st.consume_scheduled = true;
-            return true;
-        }
-        false
-    }
-
-    /// Removes consumed offsets; returns the offset to commit: the smallest
-    /// still in flight, or one past the highest pulled when none is left.
-    fn remove(&self, offsets: &[i64]) -> Option<i64> {
-        let mut st = lock(&self.state);
-        if st.msgs.is_empty() {
-            return None;
-        }
-        for o in offsets {
-            if let Some(size) = st.msgs.remove(o) {
-                st.bytes -= size;
-            }
-            st.ordered.remove(o);
-        }
-        Some(st.msgs.keys().next().copied().unwrap_or(st.max_offset + 1))
-    }
-
-    fn is_empty(&self) -> bool {
-        lock(&self.state).msgs.is_empty()
-    }
-
-    fn over_threshold(&self, count: usize, bytes: usize) -> bool {
-        let st = lock(&self.state);
-        st.msgs.len() >= count || st.bytes >= bytes
-    }
-
-    /// The queue as operations tools see it.
-    fn info(&self, commit_offset: i64) -> ProcessQueueInfo {
-        let st = lock(&self.state);
-        ProcessQueueInfo {
-            commit_offset,
-            cached_msg_min_offset: st.msgs.keys().next().copied().unwrap_or(0),
-            cached_msg_max_offset: st.msgs.keys().next_back().copied().unwrap_or(0),
-            cached_msg_count: st.msgs.len() as i32,
-            cached_msg_size_in_mib: (st.bytes / (1024 * 1024)) as i32,
-            locked: st.locked_at.is_some_and(|t| t.elapsed() < LOCK_MAX_LIVE),
-            last_lock_timestamp: st.locked_at.map_or(0, |t| now_ms() - t.elapsed().as_millis() as i64),
-            droped: st.dropped.is_some(),
-            last_pull_timestamp: st.last_pull_ms,
-            last_consume_timestamp: st.last_consume_ms,
-            ..ProcessQueueInfo::default()
-        }
-    }
-
-    fn set_locked(&self, locked: bool) {
-        lock(&self.state).locked_at = if locked { Some(Instant::now()) } else { None };
-    }
-
-    fn lock_valid(&self) -> bool {
-        lock(&self.state).locked_at.is_some_and(|t| t.elapsed() < LOCK_MAX_LIVE)
-    }
-
-    /// Orderly: the next batch to hand to the listener, marked as running;
-    /// `None` (and no task scheduled any more) when there is none or the
-    /// queue was dropped.
-    fn begin_consume(&self, size: usize) -> Option<Vec<MessageExt>> {
-        let mut st = lock(&self.state);
-        if st.dropped.is_some() || st.ordered.is_empty() {
-            st.consume_scheduled = false;
-            return None;
-        }
-        st.consuming = true;
-        Some(st.ordered.values().take(size).cloned().collect())
-    }
-
-    fn end_consume(&self) {
-        lock(&self.state).consuming = false;
-    }
-
-    /// Orderly: counts one more delivery of these messages.
-    fn count_redelivery(&self, offsets: &[i64]) {
-        let mut st = lock(&self.state);
-        for o in offsets {
-            if let Some(m) = st.ordered.get_mut(o) {
-                m.reconsume_times += 1;
-            }
-        }
-    }
-
-    /// Orderly: true exactly once, for whoever may release the queue after a
-    /// rebalance took it (no listener call running any more).
-    fn take_release_duty(&self) -> bool {
-        let mut st = lock(&self.state);
-        if st.dropped == Some(DropReason::Rebalance) && !st.consuming && !st.released {
-            st.released = true;
-            return true;
-        }
-        false
-    }
-}
-
-/// Work for the consume threads.
-enum Task {
-    /// Concurrently: a batch of one queue.
-    Batch { pq: Arc<ProcessQueue>, msgs: Vec<MessageExt> },
-    /// Orderly: consume what the queue holds, in order.
-    Queue(Arc<ProcessQueue>),
-    /// An operations tool's CONSUME_MESSAGE_DIRECTLY.
-    Direct(Box<MessageExt>, String, DirectReply),
-}
-
-/// Ready tasks per thread being woken before one more is woken.
-const TASKS_PER_WAKE: usize = 8;
-
-#[derive(Default)]
-struct PoolState {
-    ready: VecDeque<Task>,
-    later: Vec<(Instant, Task)>,
-    stopped: bool,
-    /// Threads waiting on the condvar.
-    idle: usize,
-    /// Wake-ups sent that no waiting thread has taken up yet.
-    waking: usize,
-}
-
-/// Work for the `rocketmq-consume-<n>` threads: tasks ready now, and tasks
-/// to run again later. Bounded by the flow control: a queue is not pulled
-/// while it holds more than the pull thresholds.
-///
-/// Wake-ups are chained: a new task wakes one waiting thread unless one is
-/// already on its way, and a thread that takes a task while more are ready
-/// wakes the next. A burst of short listener calls (a pull of 32 messages
-/// is 32 tasks) so runs on the threads already awake instead of waking
-/// every consume thread for one message each; slow listener calls still
-/// spread over all the threads, one wake-up after the other.
-#[derive(Default)]
-struct WorkQueue {
-    state: Mutex<PoolState>,
-    cond: Condvar,
-}
-
-impl WorkQueue {
-    fn push(&self, task: Task) {
-        let mut st = lock(&self.state);
-        st.ready.push_back(task);
-        self.wake_one(&mut st);
-    }
-
-    fn push_later(&self, task: Task, delay: Duration) {
-        let mut st = lock(&self.state);
-        st.later.push((Instant::now() + delay, task));
-        // A waiting thread must look at the new deadline.
-        if st.idle > 0 {
-            st.waking += 1;
-        }
-        self.cond.notify_one();
-    }
-
-    /// Wakes a waiting thread unless none waits or those already waking
-    /// have enough to do ([`TASKS_PER_WAKE`] ready tasks each).
-    fn wake_one(&self, st: &mut PoolState) {
-        if st.idle > st.waking && st.ready.len() > st.waking * TASKS_PER_WAKE {
-            st.waking += 1;
-            self.cond.notify_one();
-        }
-    }
-
-    fn stop(&self) {
-        let mut st = lock(&self.state);
-        st.stopped = true;
-        st.ready.clear();
-        st.later.clear();
-        drop(st);
-        self.cond.notify_all();
-    }
-
-    /// The next task, or `None` once stopped.
-    fn take(&self) -> Option<Task> {
-        let mut st = lock(&self.state);
-        loop {
-            if st.stopped {
-                return None;
-            }
-            let now = Instant::now();
-            let mut i = 0;
-            while i < st.later.len() {
-                if st.later[i].0 <= now {
-                    let (_, t) = st.later.swap_remove(i);
-                    st.ready.push_back(t);
-                } else {
-                    i += 1;
-                }
-            }
-            if let Some(t) = st.ready.pop_front() {
-                if !st.ready.is_empty() {
-                    self.wake_one(&mut st);
-                }
-                return Some(t);
-            }
-            let wait = st.later.iter().map(|(at, _)| *at - now).min().unwrap_or(Duration::from_secs(1));
-            st.idle += 1;
-            st = self.cond.wait_timeout(st, wait).unwrap_or_else(|p| p.into_inner()).0;
-            st.idle -= 1;
-            st.waking = st.waking.saturating_sub(1);
-        }
-    }
 }
 
 struct PushInner {
@@ -349,7 +52,7 @@ struct PushInner {
     work: WorkQueue,
     pulls: PullService<Arc<ProcessQueue>>,
     retry_topic: String,
-    consume_timestamp_ms: AtomicI64,
+    trace: Option<crate::trace::Tracer>,
 }
 
 enum RunState {
@@ -403,6 +106,7 @@ impl PushConsumer {
         let inst = Arc::new(Instance::new(config, ConsumeType::Push)?);
         let store = OffsetStore::new(&inst)?;
         let inner = PushInner {
+            trace: crate::trace::Tracer::for_consumer(&inst.config)?,
             retry_topic: retry_topic(&inst.group),
             inst,
             store,
@@ -411,7 +115,6 @@ impl PushConsumer {
             gate: Gate::default(),
             work: WorkQueue::default(),
             pulls: PullService::new(),
-            consume_timestamp_ms: AtomicI64::new(0),
         };
         Ok(PushConsumer { inner: Arc::new(inner), run: Mutex::new(RunState::Created) })
     }
@@ -491,14 +194,13 @@ impl PushConsumer {
         if inst.clustering() {
             inst.set_subscription(SubscriptionData::tag(inner.retry_topic.clone(), "*"));
         }
-        let ts =
-            inst.config.consume_timestamp_ms().unwrap_or(now_ms() - DEFAULT_CONSUME_TIMESTAMP_AGO.as_millis() as i64);
-        inner.consume_timestamp_ms.store(ts, Ordering::SeqCst);
-        inst.set_owner(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
-        inst.heartbeat_all(Instant::now() + inst.config.request_timeout());
+        inst.begin(Arc::downgrade(&(Arc::clone(inner) as Arc<dyn QueueOwner>)));
 
         let mut threads = Vec::new();
         let mut started = || -> Result<()> {
+            if let Some(t) = &inner.trace {
+                t.start()?;
+            }
             for _ in 0..inst.config.consume_threads() {
                 let me = Arc::clone(inner);
                 threads.push(spawn("consume", move || me.worker_loop())?);
@@ -522,6 +224,11 @@ impl PushConsumer {
                 Err(e)
             }
         }
+    }
+
+    /// The trace's counters, when [`ConsumerConfig::enable_trace`] is on.
+    pub fn trace_stats(&self) -> Option<crate::trace::TraceStats> {
+        self.inner.trace.as_ref().map(|t| t.stats())
     }
 
     /// The queues this consumer holds now (topics without the namespace).
@@ -563,6 +270,9 @@ impl PushConsumer {
         inst.leave(&unlock, deadline);
         inst.close();
         join_until(threads, Instant::now() + Duration::from_secs(1));
+        if let Some(t) = &inner.trace {
+            t.shutdown();
+        }
     }
 }
 
@@ -606,7 +316,8 @@ impl PushInner {
             return;
         }
         let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
-        let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)))
+        let call = || listener.consume_message(&msgs, &mut ctx);
+        let status = crate::trace::listener_call(&self.trace, &msgs, ConsumeConcurrentlyStatus::ConsumeSuccess, call)
             .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
         lock(&pq.state).last_consume_ms = now_ms();
         let mut again = Vec::new();
@@ -663,7 +374,8 @@ impl PushInner {
             let Some(pass) = self.gate.enter() else { return };
             let Some(batch) = pq.begin_consume(config.consume_batch_size()) else { return };
             let mut ctx = ConsumeOrderlyContext { queue: pq.user_mq.clone(), suspend: None };
-            let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&batch, &mut ctx)))
+            let call = || listener.consume_message(&batch, &mut ctx);
+            let status = crate::trace::listener_call(&self.trace, &batch, ConsumeOrderlyStatus::Success, call)
                 .unwrap_or(ConsumeOrderlyStatus::SuspendCurrentQueueAMoment);
             let offsets: Vec<i64> = batch.iter().map(|m| m.queue_offset).collect();
             lock(&pq.state).last_consume_ms = now_ms();
@@ -879,7 +591,6 @@ impl QueueOwner for PushInner {
     fn prepare(&self) {
         let parked: Vec<Arc<ProcessQueue>> =
             lock(&self.table).values().filter(|pq| lock(&pq.state).parked).cloned().collect();
-        let ts = self.consume_timestamp_ms.load(Ordering::SeqCst);
         for pq in parked {
             if self.inst.signal.is_stopped() {
                 return;
@@ -888,7 +599,7 @@ impl QueueOwner for PushInner {
                 continue;
             }
             if lock(&pq.state).next_offset.is_none() {
-                match rebalance::start_offset(&self.inst, &self.store, &pq.mq, ts) {
+                match rebalance::start_offset(&self.inst, &self.store, &pq.mq) {
                     Ok(o) => lock(&pq.state).next_offset = Some(o),
                     Err(_) => continue,
                 }
@@ -917,18 +628,11 @@ impl QueueOwner for PushInner {
     }
 
     fn running_info(&self) -> ConsumerRunningInfo {
-        let inst = &self.inst;
-        let threads = inst.config.consume_threads();
         let queues: Vec<Arc<ProcessQueue>> = lock(&self.table).values().cloned().collect();
-        ConsumerRunningInfo {
-            properties: inst.base_properties(admin::CONSUME_PASSIVELY, self.orderly(), threads),
-            subscriptions: inst.subscriptions(),
-            queues: queues
-                .iter()
-                .map(|pq| (pq.mq.clone(), pq.info(self.store.read_memory(&pq.mq).unwrap_or(-1))))
-                .collect(),
-            status: inst.subscriptions().into_iter().map(|s| (s.topic, Default::default())).collect(),
-        }
+        let infos =
+            queues.iter().map(|pq| (pq.mq.clone(), pq.info(self.store.read_memory(&pq.mq).unwrap_or(-1)))).collect();
+        let threads = self.inst.config.consume_threads();
+        self.inst.running_info(admin::CONSUME_PASSIVELY, self.orderly(), threads, infos)
     }
 
     fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64> {

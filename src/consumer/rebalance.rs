@@ -3,7 +3,7 @@
 //! One thread per consumer, `rocketmq-rebalance-<n>`, does every periodic
 //! job: rebalance (every interval, and at once when a broker sends
 //! NOTIFY_CONSUMER_IDS_CHANGED), heartbeat, offset persist and — orderly —
-//! lock renewal. It waits on the instance's [`Signal`](super::instance::Signal)
+//! lock renewal. It waits on the instance's [`Signal`](super::signal::Signal)
 //! with a timeout, so `shutdown` wakes it at once.
 //!
 //! A rebalance, per subscribed topic: read the topic's queues from the name
@@ -11,60 +11,21 @@
 //! (clustering) or take all (broadcasting), then drop the queues no longer
 //! ours and add the new ones.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::instance::Instance;
 use super::offset_store::OffsetStore;
-use super::spawn;
+use super::owner::QueueOwner;
+use crate::error::Result;
+use crate::protocol::body::ConsumeFromWhere;
+use crate::protocol::MessageQueue;
+use crate::threads::spawn;
 
 /// How often the background thread looks for queues to ready.
 const PREPARE_INTERVAL: Duration = Duration::from_millis(200);
-use crate::error::Result;
-use crate::protocol::admin::{ConsumeMessageDirectlyResult, ConsumerRunningInfo};
-use crate::protocol::body::ConsumeFromWhere;
-use crate::protocol::{MessageExt, MessageQueue};
-
-/// What a consumer does when queues come and go; the background thread calls it.
-pub(crate) trait QueueOwner: Send + Sync {
-    /// Queues of `topic` held now.
-    fn held(&self, topic: &str) -> BTreeSet<MessageQueue>;
-    /// Takes a queue; [`prepare`](Self::prepare) starts pulling it.
-    fn add(&self, mq: MessageQueue);
-    /// Stops consuming a queue: no more pulls, offset persisted, lock released.
-    fn remove(&self, mq: &MessageQueue);
-    /// Readies the queues the pull threads left to this thread (start
-    /// offset, orderly lock: requests that may block) and schedules their pulls.
-    fn prepare(&self);
-    /// Persists the offsets of the held queues.
-    fn persist(&self);
-    /// Orderly: renews the broker locks of the held queues.
-    fn renew_locks(&self) {}
-    /// The queues held through rebalancing (not assigned by hand).
-    fn rebalanced(&self) -> BTreeSet<MessageQueue>;
-    /// What operations tools see (GET_CONSUMER_RUNNING_INFO); from memory only.
-    fn running_info(&self) -> ConsumerRunningInfo;
-    /// Offsets in memory of the held queues of `topic` (wire names).
-    fn offsets(&self, topic: &str) -> BTreeMap<MessageQueue, i64>;
-    /// Moves the held queues of `topic` to these offsets (an operations
-    /// tool's reset); the next message consumed is the one at the offset.
-    fn reset_offsets(&self, topic: &str, table: &BTreeMap<MessageQueue, i64>);
-    /// Hands a message to the listener on a consume thread, which answers
-    /// through `reply`; false when this consumer has no listener.
-    fn consume_directly(&self, _msg: MessageExt, _broker_name: &str, _reply: DirectReply) -> bool {
-        false
-    }
-    /// The queues to hold for `topic` (`None`: keep the current ones):
-    /// allocated here by default; the pop consumer asks the broker.
-    fn desired(&self, inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
-        desired_queues(inst, topic)
-    }
-}
-
-/// Answers a CONSUME_MESSAGE_DIRECTLY request once the listener returned.
-pub(crate) type DirectReply = Box<dyn FnOnce(ConsumeMessageDirectlyResult) + Send>;
 
 /// The queues this consumer should hold for `topic`; `None` keeps the
 /// current ones (route or consumer list not available).
@@ -98,7 +59,8 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         if inst.signal.is_stopped() {
             return;
         }
-        let Some(desired) = owner.desired(inst, &sub.topic) else { continue };
+        let desired = owner.broker_assignment(&sub.topic).unwrap_or_else(|| desired_queues(inst, &sub.topic));
+        let Some(desired) = desired else { continue };
         let held = owner.held(&sub.topic);
         if held != desired {
             log_info!("rebalance: group={} topic={} held={} now={}", inst.group, sub.topic, held.len(), desired.len());
@@ -121,12 +83,7 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
 /// (Java's `computePullFromWhere`): last → max offset (retry topics: 0),
 /// first → 0, timestamp → the first message stored at or after it
 /// (retry topics: max offset).
-pub(crate) fn start_offset(
-    inst: &Instance,
-    store: &OffsetStore,
-    mq: &MessageQueue,
-    consume_timestamp_ms: i64,
-) -> Result<i64> {
+pub(crate) fn start_offset(inst: &Instance, store: &OffsetStore, mq: &MessageQueue) -> Result<i64> {
     if let Some(o) = store.read_store(inst, mq)? {
         if o >= 0 {
             return Ok(o);
@@ -138,7 +95,7 @@ pub(crate) fn start_offset(
         ConsumeFromWhere::LastOffset if retry => 0,
         ConsumeFromWhere::LastOffset => inst.broker_of(mq)?.max_offset(mq)?,
         ConsumeFromWhere::Timestamp if retry => inst.broker_of(mq)?.max_offset(mq)?,
-        ConsumeFromWhere::Timestamp => inst.broker_of(mq)?.search_offset(mq, consume_timestamp_ms)?,
+        ConsumeFromWhere::Timestamp => inst.broker_of(mq)?.search_offset(mq, inst.consume_timestamp_ms())?,
     };
     store.update(mq, offset, false);
     Ok(offset)

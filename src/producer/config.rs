@@ -97,6 +97,8 @@ pub struct ProducerConfig {
     max_pending_requests: usize,
     latency_aware: bool,
     namespace: Option<String>,
+    enable_trace: bool,
+    trace_topic: Option<String>,
     #[cfg(feature = "acl")]
     credentials: Option<crate::acl::Credentials>,
 }
@@ -123,6 +125,8 @@ impl Default for ProducerConfig {
             max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
             latency_aware: false,
             namespace: None,
+            enable_trace: false,
+            trace_topic: None,
             #[cfg(feature = "acl")]
             credentials: None,
         }
@@ -201,6 +205,14 @@ impl ProducerConfig {
     pub fn credentials(&self) -> Option<&crate::acl::Credentials> {
         self.credentials.as_ref()
     }
+    /// Whether sends (and transaction ends) are traced ([`crate::trace`]).
+    pub fn enable_trace(&self) -> bool {
+        self.enable_trace
+    }
+    /// The trace topic (default `RMQ_SYS_TRACE_TOPIC`).
+    pub fn trace_topic(&self) -> &str {
+        self.trace_topic.as_deref().unwrap_or(crate::trace::DEFAULT_TRACE_TOPIC)
+    }
     getters! {
         /// Time one send may take, retries included.
         send_timeout: Duration,
@@ -241,8 +253,8 @@ impl ProducerConfig {
         crate::namespace::wrap(self.namespace.as_deref(), name)
     }
 
-    /// `name` without the namespace prefix.
-    pub fn without_namespace<'a>(&self, name: &'a str) -> &'a str {
+    /// `name` without the namespace prefix (`%RETRY%ns%g` becomes `%RETRY%g`, as in Java).
+    pub fn without_namespace<'a>(&self, name: &'a str) -> std::borrow::Cow<'a, str> {
         crate::namespace::unwrap(self.namespace.as_deref(), name)
     }
 }
@@ -282,6 +294,8 @@ macro_rules! setters {
 /// | `ROCKETMQ_PRODUCER_ASYNC_THREADS` | async threads |
 /// | `ROCKETMQ_PRODUCER_ASYNC_QUEUE` | async queue |
 /// | `ROCKETMQ_PRODUCER_LATENCY_AWARE` | `true` / `false` |
+/// | `ROCKETMQ_PRODUCER_ENABLE_TRACE` | `true` / `false` |
+/// | `ROCKETMQ_PRODUCER_TRACE_TOPIC` | trace topic |
 /// | `ROCKETMQ_ACCESS_KEY`, `ROCKETMQ_SECRET_KEY`, `ROCKETMQ_SECURITY_TOKEN` | credentials (`acl` feature only; both keys or neither) |
 ///
 /// A value that cannot be used is an [`Error::InvalidEnv`] naming the
@@ -306,7 +320,9 @@ pub const ENV_VARIABLES: &[&str] = &[
     "ROCKETMQ_PRODUCER_BATCH_MAX_BYTES",
     "ROCKETMQ_PRODUCER_ASYNC_THREADS",
     "ROCKETMQ_PRODUCER_ASYNC_QUEUE",
-    "ROCKETMQ_PRODUCER_LATENCY_AWARE", // Read with the `acl` feature only.
+    "ROCKETMQ_PRODUCER_LATENCY_AWARE",
+    "ROCKETMQ_PRODUCER_ENABLE_TRACE",
+    "ROCKETMQ_PRODUCER_TRACE_TOPIC", // Read with the `acl` feature only.
     "ROCKETMQ_ACCESS_KEY",
     "ROCKETMQ_SECRET_KEY",
     "ROCKETMQ_SECURITY_TOKEN",
@@ -348,6 +364,26 @@ impl ProducerConfigBuilder {
     /// Namespace: topics and the group become `namespace%name` on the wire.
     pub fn namespace(mut self, ns: impl Into<String>) -> Self {
         self.config.namespace = Some(ns.into());
+        self
+    }
+    /// Traces sends and transaction ends to the trace topic (default off,
+    /// as Java's `enableMsgTrace`; see [`crate::trace`]).
+    ///
+    /// ```
+    /// use rocketmq_blocking::ProducerConfig;
+    ///
+    /// let c = ProducerConfig::builder().group("pg").namesrv_addr("127.0.0.1:9876").enable_trace(true).build()?;
+    /// assert!(c.enable_trace());
+    /// assert_eq!(c.trace_topic(), "RMQ_SYS_TRACE_TOPIC");
+    /// # Ok::<(), rocketmq_blocking::Error>(())
+    /// ```
+    pub fn enable_trace(mut self, on: bool) -> Self {
+        self.config.enable_trace = on;
+        self
+    }
+    /// Trace topic (default `RMQ_SYS_TRACE_TOPIC`; Java's `customizedTraceTopic`).
+    pub fn trace_topic(mut self, topic: impl Into<String>) -> Self {
+        self.config.trace_topic = Some(topic.into());
         self
     }
     setters! {
@@ -423,6 +459,7 @@ impl ProducerConfigBuilder {
         if let Some(v) = get("ROCKETMQ_PRODUCER_RETRIES") {
             c.retries = parse_env("ROCKETMQ_PRODUCER_RETRIES", &v)?;
         }
+        crate::trace::env_overrides("ROCKETMQ_PRODUCER_", &get, &mut c.enable_trace, &mut c.trace_topic)?;
         if let Some(v) = get("ROCKETMQ_PRODUCER_LATENCY_AWARE") {
             c.latency_aware = parse_env("ROCKETMQ_PRODUCER_LATENCY_AWARE", &v.to_ascii_lowercase())?;
         }
@@ -459,6 +496,9 @@ impl ProducerConfigBuilder {
         let c = self.config;
         validate::check_group(&c.group)?;
         crate::namesrv::parse_address_list(&c.namesrv_addr)?;
+        if let Some(t) = &c.trace_topic {
+            validate::check_topic(t)?;
+        }
         for (what, d) in [
             ("send timeout", c.send_timeout),
             ("name server poll interval", c.poll_namesrv_interval),

@@ -108,6 +108,8 @@ pub(crate) struct Inner {
     pub(crate) router: MessageRouter,
     clients: Mutex<HashMap<String, Arc<BrokerClient>>>,
     handler: Option<HandlerFactory>,
+    /// Message trace, when the config enables it.
+    pub(crate) trace: Option<crate::trace::Tracer>,
     /// Requests waiting for replies (request-reply).
     pub(crate) requests: Arc<RequestTable>,
     running: AtomicBool,
@@ -247,6 +249,9 @@ impl Inner {
             match result {
                 Ok(r) => {
                     self.router.report_result(&broker, t0.elapsed());
+                    if let Some(t) = &self.trace {
+                        t.on_send(route_msg, &route.broker_addr, &r, t0);
+                    }
                     return Ok(self.user_result(r));
                 }
                 Err(e) => {
@@ -436,6 +441,7 @@ impl Producer {
             router: MessageRouter::new(config.latency_aware()),
             clients: Mutex::new(HashMap::new()),
             handler,
+            trace: crate::trace::Tracer::for_producer(&config)?,
             requests,
             running: AtomicBool::new(false),
             stop: Mutex::new(false),
@@ -444,6 +450,25 @@ impl Producer {
             config,
         };
         Ok(Producer { inner: Arc::new(inner), threads: Mutex::new(Threads::default()) })
+    }
+
+    /// Marks the producer running without starting its threads: routes are
+    /// fetched when used, no heartbeat but the first (the trace producer).
+    pub(crate) fn start_without_threads(&self) -> Result<()> {
+        if *lock(&self.inner.stop) {
+            return Err(Error::NotRunning("producer (shut down)"));
+        }
+        self.inner.running.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.inner.running.load(Ordering::SeqCst)
+    }
+
+    /// The trace's counters, when [`ProducerConfig::enable_trace`] is on.
+    pub fn trace_stats(&self) -> Option<crate::trace::TraceStats> {
+        self.inner.trace.as_ref().map(|t| t.stats())
     }
 
     /// The settings.
@@ -465,6 +490,9 @@ impl Producer {
         }
         if *lock(&self.inner.stop) {
             return Err(Error::NotRunning("producer (shut down)"));
+        }
+        if let Some(t) = &self.inner.trace {
+            t.start()?;
         }
         let inner = Arc::clone(&self.inner);
         threads.service = Some(spawn("producer", move || inner.service_loop())?);
@@ -581,7 +609,12 @@ impl Producer {
             c.send_within(&inner.group, queue, wire, left)
         });
         match &result {
-            Ok(_) => inner.router.report_result(&queue.broker_name, t0.elapsed()),
+            Ok(r) => {
+                inner.router.report_result(&queue.broker_name, t0.elapsed());
+                if let Some(t) = &inner.trace {
+                    t.on_send(wire, addr, r, t0);
+                }
+            }
             Err(e) => inner.router.report_failure(&queue.broker_name, e),
         }
         result.map(|r| inner.user_result(r))
@@ -668,6 +701,9 @@ impl Producer {
     /// running to its request timeout.
     pub fn shutdown(&self) {
         let mut threads = lock(&self.threads);
+        if let Some(t) = &self.inner.trace {
+            t.shutdown();
+        }
         self.inner.running.store(false, Ordering::SeqCst);
         *lock(&self.inner.stop) = true;
         self.inner.wake.notify_all();

@@ -36,7 +36,7 @@ use crate::broker::{BrokerClient, SendResult};
 use crate::error::{Error, Result};
 use crate::net::fanout::invoke_all;
 use crate::net::RequestHandler;
-use crate::protocol::message::now_ms;
+use crate::protocol::now_ms;
 use crate::protocol::reply::{
     decode_pushed_reply, new_correlation_id, pushed_correlation_id, reply_message, set_request_properties,
 };

@@ -43,6 +43,15 @@ pub enum LocalTransactionState {
 }
 
 impl LocalTransactionState {
+    /// Java's name, as trace records write it.
+    fn java_name(self) -> &'static str {
+        match self {
+            LocalTransactionState::CommitMessage => "COMMIT_MESSAGE",
+            LocalTransactionState::RollbackMessage => "ROLLBACK_MESSAGE",
+            LocalTransactionState::Unknown => "UNKNOW",
+        }
+    }
+
     fn resolution(self) -> TransactionResolution {
         match self {
             LocalTransactionState::CommitMessage => TransactionResolution::Commit,
@@ -309,6 +318,11 @@ impl TransactionProducer {
             msg_id: sent.msg_id.clone(),
             transaction_id: sent.transaction_id.clone(),
         };
+        if let Some(t) = &inner.trace {
+            let (tags, keys) = (msg.tags(), msg.property(property::KEYS));
+            let id = &sent.msg_id;
+            t.on_end_transaction(&wire_topic, tags, keys, None, id, addr, Some(id), local_state.java_name(), false);
+        }
         inner.client(addr, deadline)?.end_transaction(&end, None)?;
         Ok(TransactionSendResult { send_result: sent, local_state })
     }
@@ -356,5 +370,11 @@ fn answer_check(inner: &Inner, listener: &dyn TransactionListener, check: CheckR
         msg_id,
         transaction_id: check.header.transaction_id.clone(),
     };
+    if let Some(t) = &inner.trace {
+        let m = &check.msg;
+        let (tags, keys, region) = (m.tags(), m.property(property::KEYS), m.property(property::MSG_REGION));
+        let id = &end.msg_id;
+        t.on_end_transaction(&m.topic, tags, keys, region, id, &check.broker_addr, Some(id), state.java_name(), true);
+    }
     let _ = client.end_transaction(&end, None);
 }

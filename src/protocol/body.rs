@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::message::{java_string_hash, MessageQueue};
+use super::now_ms;
 
 /// Whether a consumer pulls by itself or is pushed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -146,10 +147,6 @@ impl SubscriptionData {
         }
         tag.is_some_and(|t| self.tags_set.iter().any(|s| s == t))
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// A producer group in a heartbeat.

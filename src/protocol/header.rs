@@ -236,6 +236,23 @@ ext_header! {
 }
 
 ext_header! {
+    /// QUERY_MESSAGE request header: messages of a topic by key (or by
+    /// unique key with the `_UNIQUE_KEY_QUERY` ext field) from the broker's index.
+    pub struct QueryMessageRequestHeader {
+        /// Topic.
+        pub topic: String = "topic",
+        /// The key (or message id).
+        pub key: String = "key",
+        /// Most messages to return.
+        pub max_num: i32 = "maxNum",
+        /// Earliest store time, ms since the epoch.
+        pub begin_timestamp: i64 = "beginTimestamp",
+        /// Latest store time, ms since the epoch.
+        pub end_timestamp: i64 = "endTimestamp",
+    }
+}
+
+ext_header! {
     /// SEARCH_OFFSET_BY_TIMESTAMP request header.
     pub struct SearchOffsetRequestHeader {
         /// Topic.

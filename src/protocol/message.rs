@@ -14,11 +14,11 @@
 //! ([`DEFAULT_MAX_FRAME_SIZE`](crate::protocol::DEFAULT_MAX_FRAME_SIZE),
 //! 16 MiB): they are copied out of a frame that was already accepted.
 
+use super::now_ms;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Mutex, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::compress;
 use super::frame::Reader;
@@ -718,10 +718,6 @@ struct UniqueIdState {
 
 static UNIQUE_ID: OnceLock<Mutex<UniqueIdState>> = OnceLock::new();
 static UNIQUE_COUNTER: AtomicU16 = AtomicU16::new(0);
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
 
 /// Start of the UTC month containing `ms`, and start of the next one.
 fn month_bounds(ms: i64) -> (i64, i64) {

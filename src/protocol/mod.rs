@@ -12,6 +12,7 @@ pub mod message;
 pub mod pop;
 pub mod reply;
 pub mod route;
+pub mod trace;
 
 pub use codes::{request, LanguageCode, ResponseCode};
 pub use frame::{
@@ -20,3 +21,8 @@ pub use frame::{
 };
 pub use message::{Message, MessageExt, MessageQueue};
 pub use route::{BrokerData, ClusterInfo, QueueData, RouteLimits, TopicRouteData};
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}

@@ -29,13 +29,19 @@
 # normal user; `start` / `env` then also print the ROCKETMQ_ACL_* variables
 # that tests/acl.rs reads. Its runtime files live in target/rocketmq-<version>-acl/.
 #   ROCKETMQ_ACL=1 ROCKETMQ_PORT_OFFSET=200 tests/run.sh --test acl
+#
+# ROCKETMQ_CONTROLLER=1 (5.x) starts controller mode instead (see "Controller
+# mode" below): the controller inside the name server, and a master and a
+# slave per broker name whose roles the controller decides. Its runtime files
+# live in target/rocketmq-<version>-controller/.
 set -euo pipefail
 
 VERSION=${ROCKETMQ_VERSION:-5.5.0}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/rocketmq-blocking/$VERSION
 ACL=${ROCKETMQ_ACL:-0}
-RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)
+CONTROLLER=${ROCKETMQ_CONTROLLER:-0}
+RUN=$ROOT/target/rocketmq-$VERSION$([ "$ACL" = 1 ] && echo -acl || true)$([ "$CONTROLLER" = 1 ] && echo -controller || true)
 mkdir -p "$RUN"
 RUN_AS_GIVEN=$RUN
 RUN=$(cd -P "$RUN" && pwd)
@@ -319,7 +325,7 @@ start_namesrv() {
     org.apache.rocketmq.namesrv.NamesrvStartup -c "$RUN/namesrv.conf" >"$RUN/namesrv.out" 2>&1 &
   echo $! >"$RUN/namesrv.pid"
   await_exec namesrv
-  wait_until 60 "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
+  wait_until "$START_TIMEOUT" "name server port" alive_and namesrv port_open "$NS_PORT" || { show_failure namesrv; die "name server did not start"; }
 }
 
 # The name server's cluster info, asked with one raw GET_BROKER_CLUSTER_INFO
@@ -400,18 +406,77 @@ cmd_start() {
   start_exports
 }
 
+# ---- Controller mode (ROCKETMQ_CONTROLLER=1, 5.x) ---------------------------
+# The name server also runs the controller (enableControllerInNamesrv, a
+# one-node DLedger group on 127.0.0.1:30000+offset, its store under
+# store-controller so a fresh start wipes it). Every broker runs with
+# enableControllerMode=true: broker-a (20911) and broker-a-s (20921) form
+# broker-a, likewise broker-b / broker-b-s. Both start as SLAVE with
+# brokerId -1; the controller assigns ids (1, 2, ...) and elects a master,
+# which registers with the name server as id 0 (the slave under its
+# assigned id). broker-a and broker-b start first and are elected; their
+# partners start once that shows in the name server. allAckInSyncStateSet:
+# a send is acknowledged only when every replica in the sync state set has
+# it, so the replica the controller promotes has every acknowledged message.
+# When a master stops, the controller notices when its heartbeats stop
+# (controllerHeartBeatTimeoutMills, 10 s) and elects the slave; the old
+# master, restarted (start-broker NAME), rejoins as a slave. The names stay
+# the processes' names, not their roles.
+CONTROLLER_PORT=$((30000 + OFFSET))
+
+controller_write_configs() {
+  [[ $VERSION == 4.* ]] && die "controller mode exists from RocketMQ 5.0 on (ROCKETMQ_VERSION=$VERSION)"
+  [ "$ACL" = 1 ] && die "ROCKETMQ_CONTROLLER=1 and ROCKETMQ_ACL=1 are not combined"
+  cat >>"$RUN/namesrv.conf" <<CONF
+enableControllerInNamesrv=true
+controllerType=DLedger
+controllerDLegerGroup=harness
+controllerDLegerPeers=n0-127.0.0.1:$CONTROLLER_PORT
+controllerDLegerSelfId=n0
+controllerStorePath=$RUN/store-controller
+mappedFileSize=67108864
+controllerThreadPoolNums=4
+enableElectUncleanMaster=false
+notifyBrokerRoleChanged=true
+CONF
+  local b
+  rm -f "$RUN"/broker-?-s.conf
+  for b in "${BROKERS[@]}"; do
+    cat >>"$RUN/$b.conf" <<CONF
+# controller mode
+enableControllerMode=true
+controllerAddr=127.0.0.1:$CONTROLLER_PORT
+brokerId=-1
+brokerRole=SLAVE
+allAckInSyncStateSet=true
+slaveReadEnable=true
+CONF
+    write_second_replica "$b" "# second replica of $b"
+  done
+  touch "$RUN/slaves.on" "$RUN/controller.on"
+}
+
+# The name server lists broker-a and broker-b (each registers once elected).
+controller_await_masters() {
+  wait_until 90 "election" registered "${BROKERS[@]}" || { show_failure namesrv; die "the controller elected no master"; }
+}
+# ---- end of controller mode -----------------------------------------------
+
 fresh_start() {
   local t0=$SECONDS
   # A fresh start begins with empty stores, so every run starts alike.
   rm -rf "$RUN"/store-*
   write_configs
   write_ops_configs
+  if [ "$CONTROLLER" = 1 ]; then controller_write_configs; fi
   start_namesrv
   local b
   # Masters first, then their slaves: four JVMs booting at once on two
   # cores take longer than one after the other.
   for b in "${BROKERS[@]}"; do launch_broker "$b"; done
   for b in "${BROKERS[@]}"; do await_broker "$b"; done
+  # (controller mode: the first of a broker name to register is elected master)
+  if [ "$CONTROLLER" = 1 ]; then controller_await_masters; fi
   for b in $(broker_members); do launch_broker "$b"; done
   for b in $(broker_members); do await_broker "$b"; done
   wait_until 60 "registration" registered $(broker_members) || { show_failure broker-a; die "brokers did not register"; }
@@ -487,12 +552,27 @@ broker_members() {
 # A running cluster started without slaves does not grow them on `start`.
 replicas_match() { [ "${ROCKETMQ_SLAVES:-0}" != 1 ] || slaves_on; }
 
+# write_second_replica NAME LINES: NAME-s.conf, NAME's config with LINES and
+# its own port (port_of NAME-s) and store appended.
+write_second_replica() {
+  local b=$1 port
+  port=$(port_of "$b-s")
+  mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
+  write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
+  { cat "$RUN/$b.conf"; printf '%s\n' "$2"; cat <<CONF
+listenPort=$port
+storePathRootDir=$RUN/store-$b-s
+storePathCommitLog=$RUN/store-$b-s/commitlog
+CONF
+  } >"$RUN/$b-s.conf"
+}
+
 # Options appended to the broker configs (the last value of a key wins):
 # brokers re-register every 10 s (the least the broker allows) so a
 # restarted name server knows them again quickly; the masters' role; the
 # slaves' configs (a master's config with its own id, ports and store).
 write_ops_configs() {
-  local role=${ROCKETMQ_BROKER_ROLE:-ASYNC_MASTER} b port
+  local role=${ROCKETMQ_BROKER_ROLE:-ASYNC_MASTER} b
   case "$role" in ASYNC_MASTER | SYNC_MASTER) ;; *) die "ROCKETMQ_BROKER_ROLE must be ASYNC_MASTER or SYNC_MASTER, not $role" ;; esac
   rm -f "$RUN/slaves.on" "$RUN"/broker-?-s.conf
   for b in "${BROKERS[@]}"; do
@@ -503,21 +583,12 @@ write_ops_configs() {
     if [ "$role" = SYNC_MASTER ]; then printf 'inSyncReplicas=2\n' >>"$RUN/$b.conf"; fi
     [ "${ROCKETMQ_SLAVES:-0}" = 1 ] || continue
     printf 'slaveReadEnable=true\n' >>"$RUN/$b.conf"
-    port=$(port_of "$b-s")
-    mkdir -p "$RUN/store-$b-s" "$RUN/home-$b-s/conf"
-    write_logback "$RUN/home-$b-s/conf/logback_broker.xml" "$RUN/home-$b-s/logs/rocketmqlogs/broker.log"
     # The slave learns its master's HA address (brokerIP2 and the master's
     # listen port + 1) from the name server when it registers (on 5.5.0,
     # with haMasterAddress set instead, its HA client tried "null").
-    { cat "$RUN/$b.conf"; cat <<CONF
-# slave of $b
+    write_second_replica "$b" "# slave of $b
 brokerId=1
-brokerRole=SLAVE
-listenPort=$port
-storePathRootDir=$RUN/store-$b-s
-storePathCommitLog=$RUN/store-$b-s/commitlog
-CONF
-    } >"$RUN/$b-s.conf"
+brokerRole=SLAVE"
   done
   if [ "${ROCKETMQ_SLAVES:-0}" = 1 ]; then touch "$RUN/slaves.on"; fi
 }
@@ -540,6 +611,7 @@ start_exports() {
   acl_env
   if proxy_alive; then echo "export ROCKETMQ_PROXY_ADDR=127.0.0.1:$PROXY_PORT"; fi
   if slaves_on; then echo "export ROCKETMQ_SLAVES=1"; fi
+  if [ -f "$RUN/controller.on" ]; then echo "export ROCKETMQ_CONTROLLER=1"; fi
 }
 
 cmd_stop_namesrv() {

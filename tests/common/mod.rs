@@ -9,6 +9,7 @@ pub mod members;
 pub mod peer;
 pub mod responder;
 pub mod restart;
+pub mod rmq;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
