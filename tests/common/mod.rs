@@ -5,6 +5,7 @@
 
 pub mod fault_proxy;
 pub mod java;
+pub mod members;
 pub mod peer;
 pub mod responder;
 pub mod restart;
