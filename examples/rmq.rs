@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use rocketmq_blocking::broker::{BrokerClient, ClientConfig};
 use rocketmq_blocking::consumer::{
     ConsumeConcurrentlyContext, ConsumeConcurrentlyStatus, ConsumeFromWhere, ConsumerConfig, LitePullConsumer,
-    PushConsumer,
+    PopConsumer, PopOptions, PushConsumer,
 };
 use rocketmq_blocking::producer::{Producer, ProducerConfig};
 use rocketmq_blocking::protocol::TopicRouteData;
@@ -40,6 +40,7 @@ Usage: rmq [--namesrv ADDR] <command> [options]
 
 Commands:
   send          send messages; prints msg id, broker, queue, offset per message
+  request       send a request and wait for its reply (request-reply); prints the reply
   consume       consume messages (pull or push), from an offset, a time, the start or the end
   route         a topic's route: brokers, addresses, queue counts, permissions
   cluster       the cluster's brokers and their addresses
@@ -91,6 +92,29 @@ A failed message is reported on stderr and the others are still sent; the exit
 code is then 1.
 ";
 
+const REQUEST_HELP: &str = "\
+Usage: rmq request --topic TOPIC [options]
+
+Sends one request (request-reply, as Java's DefaultMQProducer.request) and
+waits for the reply a consumer of the topic sends back; prints one line:
+  reply_msg_id <TAB> correlation_id <TAB> elapsed_ms <TAB> body
+(body as UTF-8 with \\\\, \\t, \\n and \\r escaped), or with --format body only
+the raw reply body and a newline.
+
+Options:
+  --topic TOPIC        topic (required)
+  --body TEXT          request body (default `request`)
+  --stdin              the request body is all of standard input (instead of --body)
+  --timeout SECS       how long to wait for the reply, the send included (default 3, as Java)
+  --tag TAG            tag of the request
+  --property K=V       a user property (repeatable)
+  --queue BROKER:ID    send to this queue only
+  --group GROUP        producer group (default rmq_requester)
+  --format tsv|body    output format (default tsv)
+
+Exit code 1 when no reply came within --timeout, or the send failed.
+";
+
 const CONSUME_HELP: &str = "\
 Usage: rmq consume --topic TOPIC [options]
 
@@ -117,6 +141,11 @@ Options:
   --timeout SECS       stop after SECS in all
   --idle SECS          stop after SECS without a message
   --format tsv|body    output format (default tsv)
+  --pop                push through pop consumption (RocketMQ 5.x): the brokers hand out
+                       messages instead of queues, so a group may have more consumers
+                       than queues; switch the group first with `mqadmin setConsumeMode
+                       -c CLUSTER -g GROUP -t TOPIC -m POP -q N` (else exit code 1)
+  --invisible-time SECS  --pop: messages not acked come back after SECS (5 to 300, default 60)
 
 Without --count, --timeout or --idle it runs until killed. Exit code 1 when
 --count was given and fewer messages came before --timeout or --idle.
@@ -226,6 +255,7 @@ type Command = fn(&Opts) -> Out<()>;
 /// Name, help, options (name, takes a value) and the function of each command.
 const COMMANDS: &[(&str, &str, Command)] = &[
     ("send", SEND_HELP, cmd_send),
+    ("request", REQUEST_HELP, cmd_request),
     ("consume", CONSUME_HELP, cmd_consume),
     ("route", ROUTE_HELP, cmd_route),
     ("cluster", CLUSTER_HELP, cmd_cluster),
@@ -264,6 +294,19 @@ fn options_of(cmd: &str) -> &'static [(&'static str, bool)] {
             ("count", true),
             ("timeout", true),
             ("idle", true),
+            ("format", true),
+            ("pop", false),
+            ("invisible-time", true),
+        ],
+        "request" => &[
+            ("topic", true),
+            ("body", true),
+            ("stdin", false),
+            ("timeout", true),
+            ("tag", true),
+            ("property", true),
+            ("queue", true),
+            ("group", true),
             ("format", true),
         ],
         "route" => &[("topic", true)],
@@ -503,6 +546,18 @@ fn producer(opts: &Opts, default_group: &str) -> Out<Producer> {
     Ok(producer)
 }
 
+/// The `--property K=V` options.
+fn user_properties(opts: &Opts) -> Out<Vec<(String, String)>> {
+    let mut properties = Vec::new();
+    for p in opts.all("property") {
+        match p.split_once('=') {
+            Some((k, v)) if !k.is_empty() => properties.push((k.to_string(), v.to_string())),
+            _ => return usage(format!("--property needs KEY=VALUE, not {p:?}")),
+        }
+    }
+    Ok(properties)
+}
+
 fn cmd_send(opts: &Opts) -> Out<()> {
     let topic = opts.required("topic")?;
     let count = opts.number::<u64>("count", 1)?.unwrap_or(1);
@@ -518,13 +573,7 @@ fn cmd_send(opts: &Opts) -> Out<()> {
     if opts.flag("stdin") && (opts.flag("body") || opts.flag("size") || opts.flag("count")) {
         return usage("--stdin excludes --body, --size and --count");
     }
-    let mut properties = Vec::new();
-    for p in opts.all("property") {
-        match p.split_once('=') {
-            Some((k, v)) if !k.is_empty() => properties.push((k.to_string(), v.to_string())),
-            _ => return usage(format!("--property needs KEY=VALUE, not {p:?}")),
-        }
-    }
+    let properties = user_properties(opts)?;
     let queue = opts.queue(topic)?;
     let make = |n: u64, body: Vec<u8>| {
         let mut m = Message::new(topic, body);
@@ -595,6 +644,57 @@ fn cmd_send(opts: &Opts) -> Out<()> {
 }
 
 /// `SendOk` -> `SEND_OK`, as the Java client names the statuses.
+fn cmd_request(opts: &Opts) -> Out<()> {
+    let topic = opts.required("topic")?;
+    if opts.flag("stdin") && opts.flag("body") {
+        return usage("--stdin and --body exclude each other");
+    }
+    let body_only = match opts.get("format").unwrap_or("tsv") {
+        "tsv" => false,
+        "body" => true,
+        other => return usage(format!("--format is tsv or body, not {other:?}")),
+    };
+    let timeout = opts.seconds("timeout")?.unwrap_or(Duration::from_secs(3));
+    if timeout.is_zero() {
+        return usage("--timeout must be greater than 0");
+    }
+    let body = if opts.flag("stdin") {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin().lock(), &mut buf)
+            .map_err(|e| Fail::Runtime(format!("cannot read stdin: {e}")))?;
+        buf
+    } else {
+        opts.get("body").unwrap_or("request").as_bytes().to_vec()
+    };
+    let mut msg = Message::new(topic, body);
+    if let Some(tag) = opts.get("tag") {
+        msg = msg.with_tags(tag);
+    }
+    for (k, v) in user_properties(opts)? {
+        msg = msg.with_property(k, v);
+    }
+    let queue = opts.queue(topic)?;
+    let producer = producer(opts, "rmq_requester")?;
+    let started = Instant::now();
+    let result = match &queue {
+        Some(q) => producer.request_to_queue(&msg, q, timeout),
+        None => producer.request(&msg, timeout),
+    };
+    let elapsed = started.elapsed();
+    producer.shutdown();
+    let reply = result?;
+    if body_only {
+        return emit(&String::from_utf8_lossy(&reply.body));
+    }
+    emit(&format!(
+        "{}\t{}\t{}\t{}",
+        reply.msg_id,
+        reply.property(rocketmq_blocking::protocol::message::property::CORRELATION_ID).unwrap_or("-"),
+        elapsed.as_millis(),
+        escape(&String::from_utf8_lossy(&reply.body))
+    ))
+}
+
 fn screaming(name: &str) -> String {
     let mut out = String::new();
     for (i, c) in name.chars().enumerate() {
@@ -670,7 +770,19 @@ fn cmd_consume(opts: &Opts) -> Out<()> {
         .collect();
     let namesrv = opts.namesrv()?;
     let mut progress = Progress::new(opts, "consume", limits.count);
-    let received = if push {
+    let received = if opts.flag("pop") {
+        consume_pop(
+            topic,
+            &group,
+            &namesrv,
+            &tag,
+            start,
+            opts.seconds("invisible-time")?,
+            &limits,
+            &mut progress,
+            body_only,
+        )?
+    } else if push {
         consume_push(topic, &group, &namesrv, &tag, start, &limits, &mut progress, body_only)?
     } else {
         let queue = opts.queue(topic)?;
@@ -831,6 +943,54 @@ fn consume_push(
     let config = builder.build().or_else(|e| usage(e.to_string()))?;
     let consumer = PushConsumer::new(config)?;
     consumer.subscribe(topic, tag)?;
+    let consumed = print_consumed(limits, progress, body_only, |listener| {
+        consumer.register_concurrently(listener)?;
+        consumer.start()
+    });
+    consumer.shutdown();
+    consumed
+}
+
+/// A concurrent listener, for either push consumer.
+type Listener = Box<dyn Fn(&[MessageExt], &mut ConsumeConcurrentlyContext) -> ConsumeConcurrentlyStatus + Send + Sync>;
+
+/// `consume --pop`: a [`PopConsumer`] of `group`; the listener and the loop are `consume --mode push`'s.
+#[allow(clippy::too_many_arguments)]
+fn consume_pop(
+    topic: &str,
+    group: &str,
+    namesrv: &str,
+    tag: &str,
+    start: Option<Start>,
+    invisible: Option<Duration>,
+    limits: &Limits,
+    progress: &mut Progress,
+    body_only: bool,
+) -> Out<u64> {
+    let from =
+        if matches!(start, Some(Start::Begin)) { ConsumeFromWhere::FirstOffset } else { ConsumeFromWhere::LastOffset };
+    let config = ConsumerConfig::builder().group(group).namesrv_addr(namesrv).consume_from_where(from);
+    let config = config.build().or_else(|e| usage(e.to_string()))?;
+    let options = PopOptions::default()
+        .invisible_time(invisible.unwrap_or(rocketmq_blocking::broker::DEFAULT_POP_INVISIBLE_TIME));
+    let consumer = PopConsumer::with_options(config, options).or_else(|e| usage(e.to_string()))?;
+    consumer.subscribe(topic, tag)?;
+    let consumed = print_consumed(limits, progress, body_only, |listener| {
+        consumer.register_concurrently(listener)?;
+        consumer.start()
+    });
+    consumer.shutdown();
+    consumed
+}
+
+/// Starts a consumer with `start` and a listener that hands each message's
+/// line to this thread, which prints them until the limits end the run.
+fn print_consumed(
+    limits: &Limits,
+    progress: &mut Progress,
+    body_only: bool,
+    start: impl FnOnce(Listener) -> Result<(), Error>,
+) -> Out<u64> {
     // The listener formats on the consume threads and hands the lines to
     // this thread, which prints them. Messages beyond --count are handed
     // back (ReconsumeLater) so the group does not lose them.
@@ -838,7 +998,7 @@ fn consume_push(
     let tx = Mutex::new(tx);
     let taken = AtomicU64::new(0);
     let limit = limits.count.unwrap_or(u64::MAX);
-    consumer.register_concurrently(move |msgs: &[MessageExt], ctx: &mut ConsumeConcurrentlyContext| {
+    start(Box::new(move |msgs: &[MessageExt], ctx: &mut ConsumeConcurrentlyContext| {
         let n = msgs.len() as u64;
         if taken.fetch_add(n, Ordering::SeqCst) + n > limit {
             taken.fetch_sub(n, Ordering::SeqCst);
@@ -849,8 +1009,7 @@ fn consume_push(
             let _ = tx.send(format_message(body_only, &ctx.queue().broker_name, m));
         }
         ConsumeConcurrentlyStatus::ConsumeSuccess
-    })?;
-    consumer.start()?;
+    }))?;
     let (mut received, mut last) = (0u64, Instant::now());
     while let Some(wait) = limits.wait(received, last) {
         if let Ok(line) = rx.recv_timeout(wait) {
@@ -860,7 +1019,6 @@ fn consume_push(
         }
         progress.tick(received, 0);
     }
-    consumer.shutdown();
     Ok(received)
 }
 

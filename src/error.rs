@@ -191,6 +191,27 @@ pub enum Error {
         /// The limit that ran out.
         timeout: Duration,
     },
+    /// A request ([`Producer::request`](crate::producer::Producer::request))
+    /// was sent but no reply came within its timeout (Java's
+    /// `RequestTimeoutException`). A reply arriving later is dropped and
+    /// counted ([`Producer::dropped_replies`](crate::producer::Producer::dropped_replies)).
+    #[error("request to topic {topic:?} sent, but no reply within {timeout:?} (correlation id {correlation_id})")]
+    RequestTimeout {
+        /// The request's topic.
+        topic: String,
+        /// The request's correlation id.
+        correlation_id: String,
+        /// The request's timeout.
+        timeout: Duration,
+    },
+    /// The producer already waits for the most replies it may
+    /// ([`ProducerConfig::max_pending_requests`](crate::producer::ProducerConfig::max_pending_requests));
+    /// the request was not sent.
+    #[error("{limit} requests already wait for their replies; request not sent")]
+    TooManyRequests {
+        /// The limit.
+        limit: usize,
+    },
     /// A `host:port` that cannot be used.
     #[error("invalid address {input:?}: {reason}")]
     InvalidAddress {
@@ -409,6 +430,21 @@ pub enum Error {
         /// Why none could be chosen.
         reason: String,
     },
+    /// Pop consumption is not available: the broker does not know pop
+    /// (4.x answers QUERY_ASSIGNMENT with REQUEST_CODE_NOT_SUPPORTED), or
+    /// the group is not switched to pop for the topic
+    /// (`mqadmin setConsumeMode -c <cluster> -g <group> -t <topic> -m POP`).
+    #[error("pop consumption of topic {topic:?} by group {group:?} is not available on {addr}: {reason}")]
+    PopNotAvailable {
+        /// The topic.
+        topic: String,
+        /// The consumer group.
+        group: String,
+        /// The broker asked.
+        addr: String,
+        /// Why: the broker's answer, or the group's request mode.
+        reason: String,
+    },
     /// A send failed on every attempt; each attempt's error is kept, in order.
     #[error("send failed after {} attempt(s): {}", attempts.len(), list_attempts(attempts))]
     SendFailed {
@@ -508,9 +544,9 @@ impl Error {
         }
     }
 
-    /// Whether the operation timed out.
+    /// Whether the operation timed out (a request without a reply in time too).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. } | Error::RequestTimeout { .. })
     }
 
     /// Whether the failure was in the connection (connect, closed, timeout).

@@ -121,7 +121,7 @@
 //! ```
 //!
 //! **Next**: the runnable programs in `examples/` (quickstart, producer,
-//! consumer, lite pull, orderly, transaction, broker manager) and the `rmq`
+//! consumer, lite pull, orderly, transaction, request-reply, broker manager) and the `rmq`
 //! command line, `cargo run --example rmq -- --help`, which sends,
 //! consumes, shows routes, clusters and per-queue offsets and lag, creates
 //! topics and benchmarks from a shell.
@@ -132,7 +132,7 @@
 //! | module | what it is |
 //! |---|---|
 //! | [`producer`] | [`Producer`], [`TransactionProducer`]: routing, health, retries, batches, transactions |
-//! | [`consumer`] | [`PushConsumer`], [`LitePullConsumer`]: rebalancing, offset stores, retries |
+//! | [`consumer`] | [`PushConsumer`], [`LitePullConsumer`]: rebalancing, offset stores, retries; [`consumer::PopConsumer`]: 5.x pop consumption |
 //! | [`broker`] | [`BrokerClient`]: one broker connection, one typed method per operation; [`broker::BrokerManager`]: pools, health checks, statistics |
 //! | [`namesrv`] | [`NameServerClient`]: topic routes, cluster info, topic creation |
 //! | [`net`] | [`net::Connection`]: one socket, one reader thread, many requests in flight |
@@ -146,9 +146,9 @@
 //! | thread name | started by | stops when |
 //! |---|---|---|
 //! | `rocketmq-conn-<n>` | [`net::Connection::connect`], one per connection | the connection is closed or dropped (the socket is shut down, the thread sees end of stream and is joined by `Drop`), or the peer closes it |
-//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal, readying new queues | `shutdown` (or `Drop`) signals its `Condvar` and closes the connections it may be waiting on; joined |
-//! | `rocketmq-pull-<n>` | a consumer's `start`, [`consumer::ConsumerConfig::pull_threads`] of them (default 2), whatever the number of queues: send every queue's pulls without waiting, decode the answers | `shutdown` stops their schedule and wakes them; joined |
-//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
+//! | `rocketmq-rebalance-<n>` | [`consumer::PushConsumer::start`] / [`consumer::LitePullConsumer::start`] / [`consumer::PopConsumer::start`], one per consumer: rebalance, heartbeat, offset persist, orderly lock renewal, readying new queues | `shutdown` (or `Drop`) signals its `Condvar` and closes the connections it may be waiting on; joined |
+//! | `rocketmq-pull-<n>` | a consumer's `start`, [`consumer::ConsumerConfig::pull_threads`] of them (default 2), whatever the number of queues: send every queue's pulls (pop consumer: every assignment's pops) without waiting, decode the answers | `shutdown` stops their schedule and wakes them; joined |
+//! | `rocketmq-consume-<n>` | [`consumer::PushConsumer::start`] / [`consumer::PopConsumer::start`], [`consumer::ConsumerConfig::consume_threads`] of them (default 20): call the listener (orderly: one queue at a time per thread; pop: then ack, retry or dead-letter its messages) | `shutdown` stops the work queue; joined (a listener call still running after the await-termination bound is left to finish) |
 //! | `rocketmq-producer-<n>` | [`Producer::start`], one per producer: route refresh and heartbeats | [`Producer::shutdown`] or `Drop` sets its stop flag, wakes its `Condvar` and closes the name server and broker connections (a request it waits on fails at once); joined |
 //! | `rocketmq-async-<n>` | [`Producer::start`], `async_threads` of them (default 4): run `send_async` | `shutdown` closes their queue (waiting sends get `NotRunning`); joined |
 //! | `rocketmq-txcheck-<n>` | [`TransactionProducer::start`]: answers the broker's transaction check-backs | `shutdown` drops its queue and abandons the checks still queued; it sees that within 200 ms; joined within 1 s |
@@ -169,9 +169,12 @@
 //! | inflated (zlib) bytes | 64 MiB per message ([`protocol::message::MAX_INFLATED_BODY`]) and per pull response ([`protocol::message::MAX_INFLATED_PER_RESPONSE`]), inflated incrementally | [`Error::Protocol`] with [`ProtocolError::InflateLimit`] |
 //! | transaction check-backs waiting for the listener | 2,000 ([`producer::DEFAULT_CHECK_QUEUE`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue` |
 //! | bytes of the half messages of those check-backs (received + inflated) | 64 MiB ([`producer::DEFAULT_CHECK_QUEUE_BYTES`]); more are dropped and counted, the broker asks again | [`ProducerConfig`]`::check_queue_bytes` |
+//! | requests waiting for their replies (request-reply) | 10,000 ([`producer::DEFAULT_MAX_PENDING_REQUESTS`]); one more is refused with [`Error::TooManyRequests`] before it is sent; an entry leaves when its caller returns, at its deadline at the latest (no thread); a pushed reply that is late, unknown or malformed is dropped and counted ([`Producer::dropped_replies`]) | [`ProducerConfig`]`::max_pending_requests` |
 //! | async sends waiting for a thread | 10,000 ([`producer::DEFAULT_ASYNC_QUEUE`]); `send_async` then blocks | [`ProducerConfig`]`::async_queue` |
 //! | consumer pull threads | 2 ([`consumer::DEFAULT_PULL_THREADS`]), whatever the number of queues | [`ConsumerConfig::pull_threads`] |
 //! | messages pulled and not yet consumed, per queue | 1,000 messages or 100 MiB: pulling pauses | [`ConsumerConfig::pull_threshold_for_queue`], [`ConsumerConfig::pull_threshold_size_for_queue`] |
+//! | pop consumer: popped messages waiting for the listener or their ack, per assignment (a queue, or a whole broker) | 96 ([`consumer::DEFAULT_POP_THRESHOLD`]) before popping it pauses, + one pop answer (32 messages, [`consumer::DEFAULT_POP_BATCH_SIZE`]) | [`consumer::PopOptions::threshold`], [`consumer::PopOptions::batch_size`] |
+//! | pop consumer: assignments in one QUERY_ASSIGNMENT answer | 131,072 ([`protocol::pop::MAX_ASSIGNMENTS`]: 128 brokers × 1,024 queues); more is a protocol error | [`BrokerClient::query_assignment`] |
 //! | pulls per queue | one scheduled or in flight; after a failure, OFFSET_MOVED or an immediate "nothing" the next waits 3 s | [`ConsumerConfig::pull_error_delay`] |
 //! | offset resets from operations tools waiting | 16; more are dropped | consumer background thread |
 //! | timeouts in a row on one connection | 3 ([`net::MAX_CONSECUTIVE_TIMEOUTS`]), or one timeout with a frame half read: the connection is closed and reopened on next use | [`net::Connection`] |
@@ -182,9 +185,11 @@
 //! | [`net::Connection::invoke`], every [`BrokerClient`] request | its timeout (the client's request timeout); TCP connect: 3 s ([`net::DEFAULT_CONNECT_TIMEOUT`]) |
 //! | [`NameServerClient`] requests | its timeout, across every address together |
 //! | [`Producer::send`] and every other send | the send timeout (3 s): route lookup, connect, heartbeat and retries included |
+//! | [`Producer::request`] (also with a selector, to a queue) | its timeout: route lookup, registering with the topic's brokers, the send with its retries and the wait for the reply; [`Error::RequestTimeout`] when no reply came |
 //! | [`Producer::shutdown`] | 500 ms for the unregisters ([`producer::SHUTDOWN_UNREGISTER_WAIT`], all brokers at once) + up to 1 s to join |
 //! | [`TransactionProducer::shutdown`] | the producer's, + 1 s for the check-back thread (queued checks abandoned) |
 //! | consumer `start` | one request timeout (heartbeats to every broker at once) |
+//! | [`consumer::PopConsumer::start`] | one request timeout for the heartbeats, then per subscribed topic one request timeout per broker asked for the assignment (the next broker of the topic is asked only when one fails) |
 //! | consumer `shutdown` | the await-termination bound for a running listener call + one request timeout (offsets, unlocks, unregisters to every broker at once) + 1 s to join |
 //! | [`broker::BrokerManager::shutdown`] | 1 s |
 //!

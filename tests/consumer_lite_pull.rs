@@ -5,6 +5,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -146,6 +148,43 @@ fn commit_sync_then_restart_resumes_after_the_committed_offset() {
     let rest = poll_n(&second, (40 - next) as usize, Duration::from_secs(30));
     assert_eq!(rest[0].queue_offset, next, "resumes right after the committed offset ({} extra polled)", extra.len());
     assert_eq!(bodies(&rest), (next..40).map(|i| format!("m{i}")).collect::<Vec<_>>());
+}
+
+/// Restarts an auto-committing lite-pull consumer of each of 4 groups 20
+/// times, side by side: what `poll`
+/// returned counts as consumed, so no restart delivers any of it again.
+#[test]
+fn a_restarted_consumer_continues_after_what_poll_returned() {
+    let topic = unique("lite_restart");
+    create_topic_on("broker-a", &topic, 4);
+    let queues: Vec<MessageQueue> = (0..4).map(|i| MessageQueue::new(&topic, "broker-a", i)).collect();
+    restart::fill(&queues, 1500);
+    let groups: Vec<String> = (0..4).map(|_| unique("lite_restart_cg")).collect();
+    let counts = restart::restart_rounds(&groups, 20, 60, 0, |group, tally| {
+        let config = consumer_config(group)
+            .consume_from_where(ConsumeFromWhere::FirstOffset)
+            .persist_interval(Duration::from_millis(10))
+            .build()
+            .unwrap();
+        let consumer = Arc::new(LitePullConsumer::new(config).unwrap());
+        consumer.subscribe(&topic, "*").unwrap();
+        consumer.start().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let (consumer, stop) = (Arc::clone(&consumer), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    tally.record(&consumer.poll(Duration::from_millis(100)).unwrap());
+                }
+            })
+        };
+        Box::new(move || {
+            stop.store(true, Ordering::SeqCst);
+            poller.join().unwrap();
+            consumer.shutdown();
+        })
+    });
+    println!("redelivered per restart: {counts:?}");
 }
 
 #[test]

@@ -381,3 +381,50 @@ fn shutdown_is_prompt_while_the_background_thread_waits_on_a_silent_peer() {
     });
     assert_prompt_shutdown("during a route refresh from a silent name server", || p.shutdown());
 }
+
+/// A broker that pushes replies no request waits for (request-reply), each
+/// with a zlib body that would inflate to 4 MiB: every one is answered,
+/// dropped and counted, and none is inflated (the flood of 20,000 would
+/// inflate to 80 GiB).
+#[test]
+fn a_flood_of_unknown_replies_is_dropped_and_counted() {
+    use rocketmq_blocking::protocol::compress::{deflate_zlib, ZLIB_TYPE_BITS};
+    use rocketmq_blocking::protocol::header::ReplyMessageRequestHeader;
+    use rocketmq_blocking::protocol::message::{property, sys_flag};
+    let _serial = one_at_a_time();
+    const COUNT: usize = 20_000;
+    let props = [(property::CORRELATION_ID.to_string(), "nobody-asked".to_string())].into_iter().collect();
+    let header = ReplyMessageRequestHeader {
+        producer_group: "flood".into(),
+        topic: "c_REPLY_TOPIC".into(),
+        sys_flag: sys_flag::COMPRESSED | ZLIB_TYPE_BITS,
+        properties: Some(encode_properties(&props)),
+        ..Default::default()
+    };
+    let mut push = RemotingCommand::request(request::PUSH_REPLY_MESSAGE_TO_CLIENT)
+        .with_ext_fields(header.to_ext_fields())
+        .with_body(deflate_zlib(&vec![0; 4 << 20], 9).expect("the compression feature"));
+    push.opaque = 1;
+    let frame = push.encode();
+    let broker = FakePeer::start(move |req: &RemotingCommand| match req.code {
+        request::HEART_BEAT => Reply::RespondThenFlood(
+            RemotingCommand::response_to(req, ResponseCode::Success, None),
+            frame.clone(),
+            COUNT,
+        ),
+        request::SEND_MESSAGE | request::SEND_MESSAGE_V2 => Reply::code(req, ResponseCode::SystemError),
+        _ => Reply::Silence,
+    });
+    let ns = name_server(broker.addr(), Duration::ZERO);
+    let p = producer(&ns, "reply_flood_pg");
+    let sent = p.send(&Message::new("FloodTopic", "x"));
+    assert!(sent.is_err(), "the fake broker refuses sends: {sent:?}");
+    common::wait_for(Duration::from_secs(120), "every reply dropped", || {
+        (p.dropped_replies() as usize >= COUNT).then_some(())
+    });
+    assert_eq!(p.dropped_replies() as usize, COUNT);
+    assert_eq!(p.pending_requests(), 0);
+    // Each push was answered (success, as Java answers a reply it cannot match).
+    common::wait_for(Duration::from_secs(30), "every push answered", || (broker.count(0) >= COUNT).then_some(()));
+    assert_prompt_shutdown("after a flood of replies", || p.shutdown());
+}

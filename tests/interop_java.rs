@@ -15,6 +15,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 
+use common::java::{java_props, unhex};
 use common::*;
 use rocketmq_blocking::broker::SendResult;
 use rocketmq_blocking::protocol::compress::ZLIB_TYPE_BITS;
@@ -37,23 +38,6 @@ fn java_classpath() -> &'static str {
 fn java_interop(args: &[&str], tag: &str) -> Vec<String> {
     // Generous timeouts: the first requests of a cold JVM on a busy 2-core machine can take seconds.
     java::run_interop(java_classpath(), args, &[("INTEROP_TIMEOUT_MS", "10000")], tag)
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
-}
-
-/// The Java peer's properties: hex of sorted `name=value` lines.
-fn java_props(hex: &str) -> BTreeMap<String, String> {
-    let text = String::from_utf8(unhex(hex)).expect("properties are UTF-8");
-    text.lines()
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let (k, v) = l.split_once('=').expect("name=value");
-            (k.to_string(), v.to_string())
-        })
-        .collect()
 }
 
 /// A message as the Java consumer decoded it (one `MSG|...` line).

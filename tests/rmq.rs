@@ -21,26 +21,10 @@ struct Run {
     stderr: String,
 }
 
-/// The example binary, built once per test process (a no-op when cargo
-/// already built it, e.g. under `cargo test --all-targets`).
+/// The example binary, built once per test process.
 fn rmq_path() -> &'static PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        // target/<profile>/deps/rmq-<hash> -> target/<profile>/examples/rmq
-        let exe = std::env::current_exe().expect("test executable");
-        let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo.args(["build", "--quiet", "--all-features", "--example", "rmq"]).current_dir(env!("CARGO_MANIFEST_DIR"));
-        if release {
-            cargo.arg("--release");
-        }
-        let out = output_within(cargo, None, Duration::from_secs(600));
-        assert_eq!(out.code, 0, "cargo build --example rmq failed: {}", out.stderr);
-        let path = profile_dir.join("examples").join(format!("rmq{}", std::env::consts::EXE_SUFFIX));
-        assert!(path.is_file(), "{} not built", path.display());
-        path
-    })
+    PATH.get_or_init(|| example_binary("rmq"))
 }
 
 /// Runs a command, killing it after `limit`.
@@ -381,4 +365,61 @@ fn bench_sends_what_it_reports() {
     let stored = pull_all(&topic);
     assert_eq!(stored.len(), 200);
     assert!(stored.iter().all(|m| m.body == vec![b'x'; 64]));
+}
+
+#[test]
+fn request_prints_the_reply_and_times_out_with_exit_1() {
+    let topic = unique("rmq_request");
+    create_topic(&topic, 2);
+    let responder = common::responder::responder(&topic, "pong:");
+    // The first request may wait for the responder's first rebalance.
+    let out = ok(&["request", "--topic", &topic, "--body", "ping\tme", "--timeout", "40"]);
+    let fields: Vec<&str> = out.trim_end_matches('\n').split('\t').collect();
+    assert_eq!(fields.len(), 4, "{out:?}");
+    let seen = responder.seen.lock().unwrap()[0].clone();
+    assert_eq!(seen.body, b"ping\tme");
+    assert_eq!(Some(fields[1]), seen.property("CORRELATION_ID"), "the request's correlation id");
+    assert!(fields[2].parse::<u64>().unwrap() < 40_000, "{out:?}");
+    assert_eq!(fields[3], "pong:ping\\tme", "reply body, escaped");
+    assert!(!fields[0].is_empty(), "reply msg id");
+    let out = ok(&["request", "--topic", &topic, "--body", "raw", "--format", "body", "--queue", "broker-b:1"]);
+    assert_eq!(out, "pong:raw\n");
+    let raw = responder.seen.lock().unwrap().iter().find(|m| m.body == b"raw").cloned().expect("the raw request");
+    assert_eq!(raw.queue_id, 1);
+
+    // Nobody consumes this topic: exit 1 after the timeout, with the reason.
+    let silent = unique("rmq_request_silent");
+    create_topic(&silent, 1);
+    let run = rmq(&["request", "--topic", &silent, "--timeout", "1"]);
+    assert_eq!(run.code, 1, "{} {}", run.stdout, run.stderr);
+    assert!(run.stderr.starts_with("rmq: error: ") && run.stderr.contains("no reply"), "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    let run = rmq(&["request", "--topic", &silent, "--format", "xml"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(ok(&["request", "--help"]).starts_with("Usage: rmq request"));
+}
+
+#[test]
+fn consume_pop_reads_a_pop_group_once_and_is_refused_on_4x() {
+    let topic = unique("rmq_pop");
+    let group = unique("rmq_pop_g");
+    create_topic(&topic, 1);
+    let args = ["consume", "--pop", "--topic", &topic, "--group", &group, "--from-begin", "--format", "body"];
+    if brokers_are_4x() {
+        let run = rmq(&[&args[..], &["--idle", "3"]].concat());
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert!(run.stderr.contains("pop consumption") && run.stderr.contains("QUERY_ASSIGNMENT"), "{}", run.stderr);
+        return;
+    }
+    for b in ["broker-a", "broker-b"] {
+        client(b).set_message_request_mode(&topic, &group, "POP", -1).expect("switch the group to pop");
+    }
+    ok(&["send", "--topic", &topic, "--count", "20", "--body", "pop-{n}"]);
+    let out = ok(&[&args[..], &["--count", "20", "--timeout", "60"]].concat());
+    let got: BTreeSet<&str> = out.lines().collect();
+    let sent: BTreeSet<String> = (0..20).map(|n| format!("pop-{n}")).collect();
+    assert_eq!(got, sent.iter().map(String::as_str).collect(), "{out}");
+    // Acked: the group gets nothing more.
+    let again = rmq(&[&args[..], &["--idle", "3"]].concat());
+    assert_eq!((again.code, again.stdout.as_str()), (0, ""), "{}", again.stderr);
 }

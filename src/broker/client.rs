@@ -544,6 +544,11 @@ impl BrokerClient {
     }
 
     /// Sends one message to `queue` and waits for the broker to store it.
+    ///
+    /// A reply of request-reply (`MSG_TYPE` = `reply`, see
+    /// [`create_reply_message`](crate::producer::create_reply_message)) goes
+    /// with SEND_REPLY_MESSAGE_V2, as Java sends it: the broker pushes it to
+    /// the requester and answers SYSTEM_ERROR when it cannot.
     pub fn send(&self, producer_group: &str, queue: &MessageQueue, msg: &Message) -> Result<SendResult> {
         self.send_within(producer_group, queue, msg, self.config.request_timeout)
     }
@@ -558,7 +563,7 @@ impl BrokerClient {
     ) -> Result<SendResult> {
         self.check_target(producer_group, queue, msg.topic())?;
         let (msg, flag) = self.prepare(msg)?;
-        let cmd = self.send_command(request::SEND_MESSAGE_V2, producer_group, queue, &msg, flag, false);
+        let cmd = self.send_command(send_code(&msg), producer_group, queue, &msg, flag, false);
         let resp = self.conn.invoke(cmd, timeout)?;
         self.send_result(resp, queue, msg.unique_id().unwrap_or_default().to_string())
     }
@@ -567,7 +572,7 @@ impl BrokerClient {
     pub fn send_oneway(&self, producer_group: &str, queue: &MessageQueue, msg: &Message) -> Result<()> {
         self.check_target(producer_group, queue, msg.topic())?;
         let (msg, flag) = self.prepare(msg)?;
-        self.conn.invoke_oneway(self.send_command(request::SEND_MESSAGE_V2, producer_group, queue, &msg, flag, false))
+        self.conn.invoke_oneway(self.send_command(send_code(&msg), producer_group, queue, &msg, flag, false))
     }
 
     fn batch_command(
@@ -957,6 +962,16 @@ impl BrokerClient {
             ResponseCode::SystemError => Ok(Vec::new()),
             _ => Err(self.fail(&resp, "get consumer list", OperationKind::Other, "", -1)),
         }
+    }
+}
+
+/// SEND_REPLY_MESSAGE_V2 for a reply of request-reply, else SEND_MESSAGE_V2
+/// (Java's `MQClientAPIImpl.sendMessage`).
+fn send_code(msg: &Message) -> i32 {
+    if crate::protocol::reply::is_reply(msg) {
+        request::SEND_REPLY_MESSAGE_V2
+    } else {
+        request::SEND_MESSAGE_V2
     }
 }
 

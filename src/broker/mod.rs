@@ -3,6 +3,7 @@
 mod client;
 mod manager;
 mod pool;
+mod pop;
 
 pub use client::{
     default_client_id, BrokerClient, ClientConfig, ClientConfigBuilder, EndTransaction, PullRequest, PullResult,
@@ -15,3 +16,4 @@ pub use manager::{
     DEFAULT_RECOVERY_SUCCESSES,
 };
 pub use pool::{BrokerConnectionPool, PoolStats, PooledConnection, RequestStats, DEFAULT_POOL_SIZE};
+pub use pop::{PopRequest, PopResult, PopStatus, DEFAULT_POP_INVISIBLE_TIME, DEFAULT_POP_POLL_TIME};

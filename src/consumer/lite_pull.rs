@@ -294,7 +294,11 @@ impl LitePullConsumer {
         loop {
             let mut i = 0;
             while i < buf.len() {
-                let st = lock(&buf[i].q.state);
+                // Checked and consumed under one lock: a queue dropped (by a
+                // rebalance or shutdown, which then commit `consumed`) hands
+                // out nothing more.
+                let q = Arc::clone(&buf[i].q);
+                let mut st = lock(&q.state);
                 if st.dropped || st.epoch != buf[i].epoch {
                     drop(st);
                     buf.remove(i);
@@ -304,15 +308,12 @@ impl LitePullConsumer {
                     i += 1;
                     continue;
                 }
-                drop(st);
                 let Some(b) = buf.remove(i) else { break };
-                let mut st = lock(&b.q.state);
                 st.buffered_msgs -= b.msgs.len();
                 st.buffered_bytes -= b.bytes;
                 if let Some(last) = b.msgs.last() {
                     st.consumed = Some(last.queue_offset + 1);
                 }
-                drop(st);
                 return Ok(b.msgs);
             }
             if !self.running() {

@@ -1,5 +1,6 @@
 //! Consumers: [`LitePullConsumer`] (you poll) and [`PushConsumer`] (a
-//! listener is called), with the Java client's semantics.
+//! listener is called), with the Java client's semantics; and
+//! [`PopConsumer`] (5.x: the broker hands out messages, not queues).
 //!
 //! - **At-least-once.** The offset committed for a queue is the smallest
 //!   offset not yet processed, so a restart or a rebalance may deliver a
@@ -53,6 +54,7 @@ mod config;
 mod instance;
 mod lite_pull;
 mod offset_store;
+mod pop;
 mod pull_service;
 mod push;
 mod rebalance;
@@ -67,6 +69,10 @@ pub use allocate::{AllocateStrategy, DEFAULT_VIRTUAL_NODES};
 pub use config::*;
 pub use lite_pull::LitePullConsumer;
 pub use offset_store::{LocalOffsetStore, OFFSET_FILE_NAME};
+pub use pop::{
+    PopConsumer, PopOptions, DEFAULT_POP_BATCH_SIZE, DEFAULT_POP_THRESHOLD, MAX_POP_INVISIBLE_TIME,
+    MIN_POP_INVISIBLE_TIME,
+};
 pub use push::PushConsumer;
 
 use crate::error::{Error, Result};
@@ -269,9 +275,9 @@ pub(crate) use crate::threads::spawn;
 
 /// Listener calls in progress, and the switch that stops new ones.
 ///
-/// A thread enters before calling the listener and leaves (by dropping the
-/// pass) after recording the outcome; `close` makes `enter` fail, so no
-/// message reaches the listener once shutdown began.
+/// A consume thread enters before taking a task and leaves (by dropping
+/// the pass) after recording the outcome; `close` makes `enter` fail, so no
+/// task is taken once shutdown began, and a task taken is run to the end.
 #[derive(Debug, Default)]
 pub(crate) struct Gate {
     state: Mutex<GateState>,

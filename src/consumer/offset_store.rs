@@ -142,17 +142,25 @@ enum Backend {
 pub(crate) struct OffsetStore {
     backend: Backend,
     table: Mutex<HashMap<MessageQueue, i64>>,
+    /// Held by a persist from reading the table to the last answer: one that
+    /// read older offsets never lands after a newer one (a broker applies
+    /// offset updates on several threads, in any order).
+    persisting: Mutex<()>,
 }
 
 impl OffsetStore {
     /// A remote store (clustering) or a local one loaded from its file (broadcasting).
     pub fn new(inst: &Instance) -> Result<OffsetStore> {
         if inst.clustering() {
-            return Ok(OffsetStore { backend: Backend::Remote, table: Mutex::new(HashMap::new()) });
+            return Ok(OffsetStore::with(Backend::Remote, HashMap::new()));
         }
         let local = LocalOffsetStore::new(inst.config.offset_store_dir(), &inst.group);
         let loaded = local.load()?;
-        Ok(OffsetStore { backend: Backend::Local(local), table: Mutex::new(loaded.into_iter().collect()) })
+        Ok(OffsetStore::with(Backend::Local(local), loaded.into_iter().collect()))
+    }
+
+    fn with(backend: Backend, table: HashMap<MessageQueue, i64>) -> OffsetStore {
+        OffsetStore { backend, table: Mutex::new(table), persisting: Mutex::new(()) }
     }
 
     /// Sets the in-memory offset; with `increase_only` a smaller one is ignored.
@@ -195,7 +203,10 @@ impl OffsetStore {
 
     /// Persists like [`persist`](Self::persist); remote offsets go to every
     /// broker at once and their answers are awaited until `deadline` at most.
+    /// Persists run one at a time, so the last one to start (shutdown's)
+    /// lands last; waiting for one in progress is bounded by its own deadline.
     pub fn persist_until(&self, inst: &Instance, queues: &[MessageQueue], deadline: Instant) -> Result<()> {
+        let _one_at_a_time = lock(&self.persisting);
         match &self.backend {
             Backend::Remote => {
                 let offsets: Vec<(MessageQueue, i64)> = {
@@ -295,7 +306,7 @@ mod tests {
 
     #[test]
     fn update_increase_only() {
-        let store = OffsetStore { backend: Backend::Remote, table: Mutex::new(HashMap::new()) };
+        let store = OffsetStore::with(Backend::Remote, HashMap::new());
         let q = MessageQueue::new("T", "b", 0);
         store.update(&q, 10, true);
         store.update(&q, 5, true);

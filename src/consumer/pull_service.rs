@@ -8,7 +8,8 @@
 //! decodes it and asks the owner (push or lite pull consumer) what to do and
 //! when to pull that queue again. Each queue has at most one pull scheduled
 //! or in flight, so every table here is bounded by the queues held (and
-//! those by the route limits).
+//! those by the route limits). What is sent is a [`Fetch`]: PULL_MESSAGE
+//! for the push and lite pull consumers, POP_MESSAGE for the pop consumer.
 //!
 //! [`Connection::invoke_async`]: crate::net::Connection::invoke_async
 
@@ -27,10 +28,39 @@ use crate::threads::lock;
 /// Longest a pull thread sleeps without looking at its clock again.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
+/// What the pull threads send: pulls ([`Pulls`]) or pops (the pop consumer's).
+pub(crate) trait Fetch: Send + Sync + 'static {
+    /// The request.
+    type Request: Send + 'static;
+    /// Its decoded answer.
+    type Reply;
+    /// Name of the operation in timeout errors.
+    const OPERATION: &'static str;
+    /// The request's command and how long to wait for its answer.
+    fn command(client: &BrokerClient, req: &Self::Request) -> Result<(RemotingCommand, Duration)>;
+    /// Decodes the answer.
+    fn reply(client: &BrokerClient, req: &Self::Request, resp: RemotingCommand) -> Result<Self::Reply>;
+}
+
+/// PULL_MESSAGE, what both pull-based consumers send.
+pub(crate) struct Pulls;
+
+impl Fetch for Pulls {
+    type Request = PullRequest;
+    type Reply = PullResult;
+    const OPERATION: &'static str = "pull message";
+    fn command(client: &BrokerClient, req: &PullRequest) -> Result<(RemotingCommand, Duration)> {
+        client.pull_command(req)
+    }
+    fn reply(client: &BrokerClient, req: &PullRequest, resp: RemotingCommand) -> Result<PullResult> {
+        client.pull_result(req, resp)
+    }
+}
+
 /// What to do next with a queue.
-pub(crate) enum Next {
+pub(crate) enum Next<R = PullRequest> {
     /// Send this pull to this broker.
-    Pull(PullRequest, Arc<BrokerClient>),
+    Pull(R, Arc<BrokerClient>),
     /// Look again after this long (flow control, paused, broker unknown).
     Wait(Duration),
     /// Nothing now: the queue was dropped, or the consumer's background
@@ -39,25 +69,25 @@ pub(crate) enum Next {
 }
 
 /// The consumer side of the pull threads.
-pub(crate) trait Puller: Send + Sync + 'static {
+pub(crate) trait Puller<K: Fetch = Pulls>: Send + Sync + 'static {
     /// A queue as the owner knows it.
     type Queue: Clone + Send + 'static;
     /// What to do next for `q`.
-    fn next_pull(&self, q: &Self::Queue) -> Next;
+    fn next_pull(&self, q: &Self::Queue) -> Next<K::Request>;
     /// A pull of `q` ended; `elapsed` is how long the broker took. Returns
     /// when to pull the queue again, `None` for not at all.
     fn pulled(
         &self,
         q: &Self::Queue,
-        req: &PullRequest,
-        result: Result<PullResult>,
+        req: &K::Request,
+        result: Result<K::Reply>,
         elapsed: Duration,
     ) -> Option<Duration>;
 }
 
-struct InFlight<Q> {
+struct InFlight<Q, R> {
     q: Q,
-    req: PullRequest,
+    req: R,
     client: Arc<BrokerClient>,
     /// Set once the request is written (0 before).
     opaque: i32,
@@ -65,30 +95,30 @@ struct InFlight<Q> {
     timeout: Duration,
 }
 
-struct State<Q> {
+struct State<Q, R> {
     stopped: bool,
     seq: u64,
     /// Queues waiting for their next pull, by due time.
     due: BinaryHeap<Reverse<(Instant, u64)>>,
     scheduled: HashMap<u64, Q>,
     /// Pulls sent and not yet answered, with their deadlines.
-    inflight: HashMap<u64, InFlight<Q>>,
+    inflight: HashMap<u64, InFlight<Q, R>>,
     deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
     /// Answers queued by the reader threads.
     answered: VecDeque<(u64, Result<RemotingCommand>)>,
 }
 
-struct Shared<Q> {
-    state: Mutex<State<Q>>,
+struct Shared<Q, R> {
+    state: Mutex<State<Q, R>>,
     cond: Condvar,
 }
 
 /// The pull threads of one consumer and their schedule.
-pub(crate) struct PullService<Q> {
-    shared: Arc<Shared<Q>>,
+pub(crate) struct PullService<Q, K: Fetch = Pulls> {
+    shared: Arc<Shared<Q, K::Request>>,
 }
 
-impl<Q: Clone + Send + 'static> PullService<Q> {
+impl<Q: Clone + Send + 'static, K: Fetch> PullService<Q, K> {
     pub fn new() -> Self {
         let state = State {
             stopped: false,
@@ -103,11 +133,11 @@ impl<Q: Clone + Send + 'static> PullService<Q> {
     }
 
     /// Starts `threads` pull threads working for `owner`.
-    pub fn start<P: Puller<Queue = Q>>(&self, owner: Arc<P>, threads: usize) -> Result<Vec<JoinHandle<()>>> {
+    pub fn start<P: Puller<K, Queue = Q>>(&self, owner: Arc<P>, threads: usize) -> Result<Vec<JoinHandle<()>>> {
         let mut handles = Vec::with_capacity(threads);
         for _ in 0..threads {
             let (shared, owner) = (Arc::clone(&self.shared), Arc::clone(&owner));
-            match spawn("pull", move || run(&shared, &*owner)) {
+            match spawn("pull", move || run::<Q, K, P>(&shared, &*owner)) {
                 Ok(h) => handles.push(h),
                 Err(e) => {
                     self.stop();
@@ -139,7 +169,7 @@ impl<Q: Clone + Send + 'static> PullService<Q> {
     }
 }
 
-fn schedule<Q>(shared: &Shared<Q>, q: Q, delay: Duration) {
+fn schedule<Q, R>(shared: &Shared<Q, R>, q: Q, delay: Duration) {
     let mut st = lock(&shared.state);
     if st.stopped {
         return;
@@ -153,23 +183,23 @@ fn schedule<Q>(shared: &Shared<Q>, q: Q, delay: Duration) {
 }
 
 /// One unit of work for a pull thread.
-enum Work<Q> {
-    Answer(Box<InFlight<Q>>, Result<RemotingCommand>),
+enum Work<Q, R> {
+    Answer(Box<InFlight<Q, R>>, Result<RemotingCommand>),
     Send(Q),
 }
 
-fn run<Q: Clone + Send + 'static, P: Puller<Queue = Q>>(shared: &Arc<Shared<Q>>, owner: &P) {
-    while let Some(work) = take(shared) {
+fn run<Q: Clone + Send + 'static, K: Fetch, P: Puller<K, Queue = Q>>(shared: &Arc<Shared<Q, K::Request>>, owner: &P) {
+    while let Some(work) = take::<Q, K>(shared) {
         match work {
             Work::Answer(f, answer) => {
                 let elapsed = f.sent.elapsed();
-                let result = answer.and_then(|resp| f.client.pull_result(&f.req, resp));
+                let result = answer.and_then(|resp| K::reply(&f.client, &f.req, resp));
                 if let Some(delay) = owner.pulled(&f.q, &f.req, result, elapsed) {
                     schedule(shared, f.q, delay);
                 }
             }
             Work::Send(q) => match owner.next_pull(&q) {
-                Next::Pull(req, client) => send(shared, owner, q, req, client),
+                Next::Pull(req, client) => send::<Q, K, P>(shared, owner, q, req, client),
                 Next::Wait(delay) => schedule(shared, q, delay),
                 Next::Idle => {}
             },
@@ -178,7 +208,7 @@ fn run<Q: Clone + Send + 'static, P: Puller<Queue = Q>>(shared: &Arc<Shared<Q>>,
 }
 
 /// Waits for the next answer, timed-out pull or due queue; `None` once stopped.
-fn take<Q>(shared: &Shared<Q>) -> Option<Work<Q>> {
+fn take<Q, K: Fetch>(shared: &Shared<Q, K::Request>) -> Option<Work<Q, K::Request>> {
     let mut st = lock(&shared.state);
     loop {
         if st.stopped {
@@ -201,7 +231,7 @@ fn take<Q>(shared: &Shared<Q>) -> Option<Work<Q>> {
             if f.opaque != 0 && f.client.connection().cancel(f.opaque) {
                 if let Some(f) = st.inflight.remove(&id) {
                     let e = Error::Timeout {
-                        operation: "pull message",
+                        operation: K::OPERATION,
                         addr: f.client.addr().to_string(),
                         timeout: f.timeout,
                     };
@@ -230,14 +260,14 @@ fn take<Q>(shared: &Shared<Q>) -> Option<Work<Q>> {
 }
 
 /// Sends a pull without waiting for its answer.
-fn send<Q: Clone + Send + 'static, P: Puller<Queue = Q>>(
-    shared: &Arc<Shared<Q>>,
+fn send<Q: Clone + Send + 'static, K: Fetch, P: Puller<K, Queue = Q>>(
+    shared: &Arc<Shared<Q, K::Request>>,
     owner: &P,
     q: Q,
-    req: PullRequest,
+    req: K::Request,
     client: Arc<BrokerClient>,
 ) {
-    let (cmd, timeout) = match client.pull_command(&req) {
+    let (cmd, timeout) = match K::command(&client, &req) {
         Ok(x) => x,
         Err(e) => {
             if let Some(delay) = owner.pulled(&q, &req, Err(e), Duration::ZERO) {
@@ -259,7 +289,7 @@ fn send<Q: Clone + Send + 'static, P: Puller<Queue = Q>>(
         id
     };
     // The answer may come (or the connection fail) before this returns.
-    let weak: Weak<Shared<Q>> = Arc::downgrade(shared);
+    let weak: Weak<Shared<Q, K::Request>> = Arc::downgrade(shared);
     let done = Box::new(move |answer: Result<RemotingCommand>| {
         if let Some(shared) = weak.upgrade() {
             lock(&shared.state).answered.push_back((id, answer));

@@ -582,13 +582,21 @@ impl PushInner {
         self.orderly() && self.inst.clustering()
     }
 
+    /// A task taken is a task run: the gate is entered before taking one,
+    /// so shutdown (gate closed, then the work queue stopped) leaves only
+    /// tasks never taken, which are the last ones of each queue; no message
+    /// after an unprocessed one was processed, so a restart delivers nothing
+    /// again. (Orderly tasks also stop between batches once the gate closed.)
     fn worker_loop(&self) {
-        while let Some(task) = self.work.take() {
+        loop {
+            let Some(pass) = self.gate.enter() else { return };
+            let Some(task) = self.work.take() else { return };
             match task {
                 Task::Batch { pq, msgs } => self.consume_concurrently(pq, msgs),
                 Task::Queue(pq) => self.consume_orderly(pq),
                 Task::Direct(msg, broker, reply) => self.consume_directly_now(*msg, &broker, reply),
             }
+            drop(pass);
         }
     }
 
@@ -597,7 +605,6 @@ impl PushInner {
         if pq.dropped().is_some() {
             return;
         }
-        let Some(pass) = self.gate.enter() else { return };
         let mut ctx = ConsumeConcurrentlyContext { queue: pq.user_mq.clone(), delay_level: 0 };
         let status = catch_unwind(AssertUnwindSafe(|| listener.consume_message(&msgs, &mut ctx)))
             .unwrap_or(ConsumeConcurrentlyStatus::ReconsumeLater);
@@ -622,7 +629,6 @@ impl PushInner {
         if !again.is_empty() {
             self.work.push_later(Task::Batch { pq, msgs: again }, LOCAL_RETRY_DELAY);
         }
-        drop(pass);
     }
 
     /// Sends a message back to its broker for a later retry (or the DLQ).
@@ -702,7 +708,6 @@ impl PushInner {
         let mut msg = msg;
         msg.topic = self.inst.config.without_namespace(&msg.topic).to_string();
         let queue = MessageQueue::new(msg.topic.clone(), broker_name, msg.queue_id);
-        let Some(_pass) = self.gate.enter() else { return };
         let started = Instant::now();
         let msgs = std::slice::from_ref(&msg);
         let (order, result) = match self.listener.get() {

@@ -56,6 +56,11 @@ pub(crate) trait QueueOwner: Send + Sync {
     fn consume_directly(&self, _msg: MessageExt, _broker_name: &str, _reply: DirectReply) -> bool {
         false
     }
+    /// The queues to hold for `topic` (`None`: keep the current ones):
+    /// allocated here by default; the pop consumer asks the broker.
+    fn desired(&self, inst: &Instance, topic: &str) -> Option<BTreeSet<MessageQueue>> {
+        desired_queues(inst, topic)
+    }
 }
 
 /// Answers a CONSUME_MESSAGE_DIRECTLY request once the listener returned.
@@ -93,7 +98,7 @@ pub(crate) fn rebalance(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         if inst.signal.is_stopped() {
             return;
         }
-        let Some(desired) = desired_queues(inst, &sub.topic) else { continue };
+        let Some(desired) = owner.desired(inst, &sub.topic) else { continue };
         let held = owner.held(&sub.topic);
         if held != desired {
             log_info!("rebalance: group={} topic={} held={} now={}", inst.group, sub.topic, held.len(), desired.len());

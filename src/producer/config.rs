@@ -37,6 +37,10 @@ pub const DEFAULT_CHECK_QUEUE: usize = 2_000;
 /// like one arriving at a full queue (a compressed half message can inflate
 /// to 64 MiB: 2,000 of them would not fit in any memory).
 pub const DEFAULT_CHECK_QUEUE_BYTES: usize = 64 * 1024 * 1024;
+/// Requests ([`Producer::request`](super::Producer::request)) that may wait
+/// for their replies at once; one more is refused with
+/// [`Error::TooManyRequests`]: 10,000 (Java has no limit).
+pub const DEFAULT_MAX_PENDING_REQUESTS: usize = 10_000;
 
 /// A starting point for a [`ProducerConfig`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -90,6 +94,7 @@ pub struct ProducerConfig {
     async_queue: usize,
     check_queue: usize,
     check_queue_bytes: usize,
+    max_pending_requests: usize,
     latency_aware: bool,
     namespace: Option<String>,
     #[cfg(feature = "acl")]
@@ -115,6 +120,7 @@ impl Default for ProducerConfig {
             async_queue: DEFAULT_ASYNC_QUEUE,
             check_queue: DEFAULT_CHECK_QUEUE,
             check_queue_bytes: DEFAULT_CHECK_QUEUE_BYTES,
+            max_pending_requests: DEFAULT_MAX_PENDING_REQUESTS,
             latency_aware: false,
             namespace: None,
             #[cfg(feature = "acl")]
@@ -223,6 +229,9 @@ impl ProducerConfig {
         /// Bytes of half messages the waiting check-backs may hold; more
         /// are dropped, and the broker asks again later.
         check_queue_bytes: usize,
+        /// Requests that may wait for their replies at once; more are
+        /// refused with [`Error::TooManyRequests`].
+        max_pending_requests: usize,
         /// Latency-aware routing (avoid slow or failing brokers for a while).
         latency_aware: bool,
     }
@@ -367,6 +376,8 @@ impl ProducerConfigBuilder {
         /// Bytes of half messages (received plus inflated) the waiting
         /// check-backs may hold (default 64 MiB).
         check_queue_bytes: usize,
+        /// Requests waiting for their replies at once (default 10,000).
+        max_pending_requests: usize,
         /// Latency-aware routing (default off, as in Java).
         latency_aware: bool,
     }
@@ -466,6 +477,9 @@ impl ProducerConfigBuilder {
         }
         if c.check_queue == 0 || c.check_queue_bytes == 0 {
             return Err(Error::invalid("check queue", "must be at least 1"));
+        }
+        if c.max_pending_requests == 0 {
+            return Err(Error::invalid("max pending requests", "must be at least 1"));
         }
         if c.async_threads == 0 || c.async_queue == 0 {
             return Err(Error::invalid("async threads", "threads and queue depth must be at least 1"));

@@ -6,7 +6,8 @@
 //!   queues, expiring after 30 s.
 //! - [`MessageRouter`]: round robin, random or message-hash routing that
 //!   skips unhealthy brokers and keeps [`BrokerHealthInfo`] per broker.
-//! - [`Producer`] and [`TransactionProducer`].
+//! - [`Producer`] and [`TransactionProducer`]; request-reply with
+//!   [`Producer::request`] and [`create_reply_message`].
 //!
 //! Errors are the crate's [`Error`](crate::Error): a send whose only
 //! attempt failed returns that attempt's error; one that failed on two or
@@ -19,6 +20,7 @@ mod config;
 mod health;
 #[allow(clippy::module_inception)]
 mod producer;
+mod request;
 mod route;
 mod router;
 mod transaction;
@@ -29,6 +31,7 @@ pub use health::{
     UNHEALTHY_AFTER_FAILURES,
 };
 pub use producer::{split_batch, MessageQueueSelector, Producer, SelectByHash, SHUTDOWN_UNREGISTER_WAIT};
+pub use request::{create_reply_message, reply_to_client};
 pub use route::{QueueTarget, TopicBrokerMapping, TopicPublishInfo};
 pub use router::{hash_index, MessageRouter, RoutingReason, RoutingResult, RoutingStats, RoutingStrategy};
 pub use transaction::{LocalTransactionState, TransactionListener, TransactionProducer, TransactionSendResult};

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::config::ProducerConfig;
+use super::request::{reply_handler, RequestTable};
 use super::route::{TopicBrokerMapping, TopicPublishInfo};
 use super::router::{hash_index, MessageRouter, RoutingStats, RoutingStrategy};
 use crate::broker::{default_client_id, BrokerClient, ClientConfig, SendResult};
@@ -100,20 +101,22 @@ struct AsyncTask {
 pub(crate) struct Inner {
     pub(crate) config: ProducerConfig,
     pub(crate) group: String,
-    client_id: String,
+    pub(crate) client_id: String,
     client_config: ClientConfig,
     namesrv: NameServerClient,
     pub(crate) routes: TopicBrokerMapping,
     pub(crate) router: MessageRouter,
     clients: Mutex<HashMap<String, Arc<BrokerClient>>>,
     handler: Option<HandlerFactory>,
+    /// Requests waiting for replies (request-reply).
+    pub(crate) requests: Arc<RequestTable>,
     running: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
 }
 
 impl Inner {
-    fn check_running(&self) -> Result<()> {
+    pub(crate) fn check_running(&self) -> Result<()> {
         if self.running.load(Ordering::SeqCst) {
             Ok(())
         } else {
@@ -160,7 +163,7 @@ impl Inner {
         lock(&self.clients).get(addr).filter(|c| c.is_connected()).cloned()
     }
 
-    fn heartbeat_data(&self) -> HeartbeatData {
+    pub(crate) fn heartbeat_data(&self) -> HeartbeatData {
         HeartbeatData {
             client_id: self.client_id.clone(),
             producer_data_set: vec![ProducerData { group_name: self.group.clone() }],
@@ -266,7 +269,16 @@ impl Inner {
     }
 
     pub(crate) fn send(&self, msg: &Message, strategy: RoutingStrategy) -> Result<SendResult> {
-        let deadline = Instant::now() + self.config.send_timeout();
+        self.send_before(msg, strategy, Instant::now() + self.config.send_timeout())
+    }
+
+    /// [`send`](Self::send) with retries until `deadline`.
+    pub(crate) fn send_before(
+        &self,
+        msg: &Message,
+        strategy: RoutingStrategy,
+        deadline: Instant,
+    ) -> Result<SendResult> {
         self.check_running()?;
         let wire = self.wire_message(msg)?;
         let info = self.topic_info(wire.topic(), deadline)?;
@@ -412,6 +424,9 @@ impl Producer {
             None => builder,
         };
         let client_config = builder.build()?;
+        // Every producer answers the broker's pushed replies (request-reply).
+        let requests = Arc::new(RequestTable::new(config.max_pending_requests()));
+        let handler = Some(reply_handler(Arc::clone(&requests), handler));
         let inner = Inner {
             group: config.with_namespace(config.group()),
             client_id: client_config.client_id().to_string(),
@@ -421,6 +436,7 @@ impl Producer {
             router: MessageRouter::new(config.latency_aware()),
             clients: Mutex::new(HashMap::new()),
             handler,
+            requests,
             running: AtomicBool::new(false),
             stop: Mutex::new(false),
             wake: Condvar::new(),
@@ -522,7 +538,16 @@ impl Producer {
 
     /// Sends to one queue (no retries: the queue is the caller's choice).
     pub fn send_to_queue(&self, msg: &Message, queue: &MessageQueue) -> Result<SendResult> {
-        let deadline = Instant::now() + self.inner.config.send_timeout();
+        self.send_to_queue_before(msg, queue, Instant::now() + self.inner.config.send_timeout())
+    }
+
+    /// [`send_to_queue`](Self::send_to_queue) until `deadline`.
+    pub(crate) fn send_to_queue_before(
+        &self,
+        msg: &Message,
+        queue: &MessageQueue,
+        deadline: Instant,
+    ) -> Result<SendResult> {
         let inner = &self.inner;
         inner.check_running()?;
         let wire = inner.wire_message(msg)?;
@@ -570,7 +595,17 @@ impl Producer {
         selector: &impl MessageQueueSelector<A>,
         arg: &A,
     ) -> Result<SendResult> {
-        let deadline = Instant::now() + self.inner.config.send_timeout();
+        self.send_with_selector_before(msg, selector, arg, Instant::now() + self.inner.config.send_timeout())
+    }
+
+    /// [`send_with_selector`](Self::send_with_selector) until `deadline`.
+    pub(crate) fn send_with_selector_before<A: ?Sized>(
+        &self,
+        msg: &Message,
+        selector: &impl MessageQueueSelector<A>,
+        arg: &A,
+        deadline: Instant,
+    ) -> Result<SendResult> {
         let inner = &self.inner;
         inner.check_running()?;
         let wire = inner.wire_message(msg)?;
@@ -637,6 +672,8 @@ impl Producer {
         *lock(&self.inner.stop) = true;
         self.inner.wake.notify_all();
         threads.tasks = None;
+        // Requests waiting for replies return NotRunning at once.
+        self.inner.requests.close();
         // A route lookup in flight (a refresh on the background thread, or a
         // send's) fails at once; none starts any more.
         self.inner.namesrv.shutdown();

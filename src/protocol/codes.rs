@@ -70,6 +70,16 @@ pub mod request {
     pub const SEND_REPLY_MESSAGE_V2: i32 = 325;
     /// PUSH_REPLY_MESSAGE_TO_CLIENT (broker to client).
     pub const PUSH_REPLY_MESSAGE_TO_CLIENT: i32 = 326;
+    /// QUERY_ASSIGNMENT (5.x): the queues a broker assigns to a client, with their mode.
+    pub const QUERY_ASSIGNMENT: i32 = 400;
+    /// SET_MESSAGE_REQUEST_MODE (5.x admin, `mqadmin setConsumeMode`).
+    pub const SET_MESSAGE_REQUEST_MODE: i32 = 401;
+    /// POP_MESSAGE (5.x).
+    pub const POP_MESSAGE: i32 = 200050;
+    /// ACK_MESSAGE (5.x).
+    pub const ACK_MESSAGE: i32 = 200051;
+    /// CHANGE_MESSAGE_INVISIBLETIME (5.x).
+    pub const CHANGE_MESSAGE_INVISIBLETIME: i32 = 200053;
 }
 
 /// A short name of a request code, used in timeout errors.
@@ -98,6 +108,10 @@ pub fn request_name(code: i32) -> &'static str {
         UNLOCK_BATCH_MQ => "unlock queues",
         GET_ROUTEINFO_BY_TOPIC => "get topic route",
         GET_BROKER_CLUSTER_INFO => "get cluster info",
+        QUERY_ASSIGNMENT => "query assignment",
+        POP_MESSAGE => "pop message",
+        ACK_MESSAGE => "ack message",
+        CHANGE_MESSAGE_INVISIBLETIME => "change invisible time",
         _ => "request",
     }
 }

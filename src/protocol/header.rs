@@ -87,6 +87,8 @@ macro_rules! ext_header {
     };
 }
 
+pub(crate) use ext_header;
+
 ext_header! {
     /// SEND_MESSAGE_V2 / SEND_BATCH_MESSAGE request header (short names).
     pub struct SendMessageRequestHeaderV2 {
@@ -288,6 +290,43 @@ ext_header! {
         pub msg_id: String = "msgId",
         /// Transaction id.
         pub transaction_id: Option<String> = "transactionId",
+    }
+}
+
+ext_header! {
+    /// PUSH_REPLY_MESSAGE_TO_CLIENT request header (broker to the requesting
+    /// client): the reply message's send header as the responder sent it,
+    /// plus the born and store hosts and the store time. Java's
+    /// `ReplyMessageRequestHeader`.
+    pub struct ReplyMessageRequestHeader {
+        /// Producer group of the responder.
+        pub producer_group: String = "producerGroup",
+        /// Topic of the reply (`<cluster>_REPLY_TOPIC`).
+        pub topic: String = "topic",
+        /// Template topic of the responder's send.
+        pub default_topic: Option<String> = "defaultTopic",
+        /// Queue count of auto-created topics.
+        pub default_topic_queue_nums: Option<i32> = "defaultTopicQueueNums",
+        /// Queue id.
+        pub queue_id: i32 = "queueId",
+        /// Message sys flag (compression bits for the body).
+        pub sys_flag: i32 = "sysFlag",
+        /// Born time, ms since the epoch.
+        pub born_timestamp: i64 = "bornTimestamp",
+        /// User flag.
+        pub flag: i32 = "flag",
+        /// Properties string.
+        pub properties: Option<String> = "properties",
+        /// Reconsume times.
+        pub reconsume_times: Option<i32> = "reconsumeTimes",
+        /// Unit mode.
+        pub unit_mode: Option<bool> = "unitMode",
+        /// Responder's address as the broker saw it (`ip:port`).
+        pub born_host: Option<String> = "bornHost",
+        /// Broker address (`ip:port`).
+        pub store_host: Option<String> = "storeHost",
+        /// When the broker pushed the reply, ms since the epoch.
+        pub store_timestamp: Option<i64> = "storeTimestamp",
     }
 }
 

@@ -60,6 +60,18 @@ pub mod property {
     pub const CONSUME_START_TIME: &str = "CONSUME_START_TIME";
     /// Sharding key for ordered routing.
     pub const SHARDING_KEY: &str = "__SHARDINGKEY";
+    /// Request-reply: the id that pairs a reply with its request (a UUID in Java).
+    pub const CORRELATION_ID: &str = "CORRELATION_ID";
+    /// Request-reply: the client id of the requester, where the broker pushes the reply.
+    pub const MESSAGE_REPLY_TO_CLIENT: &str = "REPLY_TO_CLIENT";
+    /// Request-reply: the requester's timeout in ms.
+    pub const MESSAGE_TTL: &str = "TTL";
+    /// Request-reply: when the reply reached the requester (ms, set by the requester).
+    pub const REPLY_MESSAGE_ARRIVE_TIME: &str = "ARRIVE_TIME";
+    /// Request-reply: when the broker pushed the reply (ms, set by the broker).
+    pub const PUSH_REPLY_TIME: &str = "PUSH_REPLY_TIME";
+    /// Request-reply: `reply` on a reply message (sent with SEND_REPLY_MESSAGE_V2).
+    pub const MESSAGE_TYPE: &str = "MSG_TYPE";
     /// 5.x timed delivery: absolute time in ms.
     pub const TIMER_DELIVER_MS: &str = "TIMER_DELIVER_MS";
     /// 5.x timed delivery: delay in seconds.
@@ -707,7 +719,7 @@ struct UniqueIdState {
 static UNIQUE_ID: OnceLock<Mutex<UniqueIdState>> = OnceLock::new();
 static UNIQUE_COUNTER: AtomicU16 = AtomicU16::new(0);
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
@@ -827,6 +839,31 @@ impl MessageQueue {
     }
 }
 
+/// A stored message for unit tests: this topic, queue and offset, the rest empty.
+#[cfg(test)]
+pub(crate) fn test_message(topic: &str, queue_id: i32, queue_offset: i64) -> MessageExt {
+    MessageExt {
+        topic: topic.into(),
+        body: Vec::new(),
+        flag: 0,
+        properties: BTreeMap::new(),
+        store_size: 0,
+        body_crc: 0,
+        queue_id,
+        queue_offset,
+        commit_log_offset: 0,
+        sys_flag: 0,
+        born_timestamp: 0,
+        born_host: "127.0.0.1:1".parse().expect("address"),
+        store_timestamp: 0,
+        store_host: "[::1]:2".parse().expect("address"),
+        reconsume_times: 0,
+        prepared_transaction_offset: 0,
+        msg_id: String::new(),
+        offset_msg_id: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -896,26 +933,10 @@ mod tests {
     }
 
     fn stored(body: Vec<u8>, sys_flag: i32) -> MessageExt {
-        MessageExt {
-            topic: "T".into(),
-            body,
-            flag: 0,
-            properties: BTreeMap::new(),
-            store_size: 0,
-            body_crc: 0,
-            queue_id: 0,
-            queue_offset: 0,
-            commit_log_offset: 0,
-            sys_flag,
-            born_timestamp: 0,
-            born_host: "127.0.0.1:1".parse().unwrap(),
-            store_timestamp: 0,
-            store_host: "[::1]:2".parse().unwrap(),
-            reconsume_times: 0,
-            prepared_transaction_offset: 0,
-            msg_id: String::new(),
-            offset_msg_id: String::new(),
-        }
+        let mut m = test_message("T", 0, 0);
+        m.body = body;
+        m.sys_flag = sys_flag;
+        m
     }
 
     #[test]

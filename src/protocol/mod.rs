@@ -9,6 +9,8 @@ pub mod compress;
 pub mod frame;
 pub mod header;
 pub mod message;
+pub mod pop;
+pub mod reply;
 pub mod route;
 
 pub use codes::{request, LanguageCode, ResponseCode};

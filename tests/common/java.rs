@@ -109,21 +109,52 @@ pub fn build_peer(dir: &str, version: &str, extra: &[&str]) -> String {
     format!("{}:{}", build.join("classes").display(), deps.trim())
 }
 
-/// Runs `interop.Interop ARGS` on class path `cp` with the harness's name
-/// server and `env`, and returns its stdout lines starting with `tag|`.
-pub fn run_interop(cp: &str, args: &[&str], env: &[(&str, &str)], tag: &str) -> Vec<String> {
+/// `java -cp CP CLASS ARGS` with the harness's name server, the client's
+/// log under the target dir, and `env`.
+pub fn java_command(cp: &str, class: &str, args: &[&str], env: &[(&str, &str)]) -> Command {
     let logs = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("interop-java-logs");
     let mut java = Command::new("java");
     java.arg("-cp")
         .arg(cp)
         .arg(format!("-Drocketmq.log.root={}", logs.display()))
-        .arg("interop.Interop")
+        .arg(class)
         .args(args)
         .env("ROCKETMQ_NAMESRV_ADDR", super::namesrv_addr())
         .envs(env.iter().copied());
-    let out = run_bounded(java, RUN_LIMIT, &format!("java interop.Interop {}", args.join(" ")));
+    java
+}
+
+/// Runs `interop.Interop ARGS` on class path `cp` with the harness's name
+/// server and `env`, and returns its stdout lines starting with `tag|`.
+pub fn run_interop(cp: &str, args: &[&str], env: &[(&str, &str)], tag: &str) -> Vec<String> {
+    run_class(cp, "interop.Interop", args, env, tag)
+}
+
+/// Runs `CLASS ARGS` (a class of the peer) to completion within
+/// [`RUN_LIMIT`] and returns its stdout lines starting with `tag|`.
+pub fn run_class(cp: &str, class: &str, args: &[&str], env: &[(&str, &str)], tag: &str) -> Vec<String> {
+    let java = java_command(cp, class, args, env);
+    let out = run_bounded(java, RUN_LIMIT, &format!("java {class} {}", args.join(" ")));
     let prefix = format!("{tag}|");
     let lines: Vec<String> = out.stdout.lines().filter(|l| l.starts_with(&prefix)).map(str::to_string).collect();
     assert!(!lines.is_empty(), "no {tag} lines from the Java peer.\nstdout:\n{}\nstderr:\n{}", out.stdout, out.stderr);
     lines
+}
+
+/// Bytes of the peer's hex fields.
+pub fn unhex(s: &str) -> Vec<u8> {
+    assert!(s.len() % 2 == 0, "odd hex length");
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+}
+
+/// The Java peer's properties: hex of sorted `name=value` lines.
+pub fn java_props(hex: &str) -> std::collections::BTreeMap<String, String> {
+    let text = String::from_utf8(unhex(hex)).expect("properties are UTF-8");
+    text.lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("name=value");
+            (k.to_string(), v.to_string())
+        })
+        .collect()
 }

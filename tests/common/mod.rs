@@ -5,7 +5,10 @@
 
 pub mod fault_proxy;
 pub mod java;
+pub mod members;
 pub mod peer;
+pub mod responder;
+pub mod restart;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -229,4 +232,21 @@ impl Drop for StartNamesrvOnDrop {
 /// Bodies of `msgs` as strings.
 pub fn body_strings(msgs: &[MessageExt]) -> Vec<String> {
     msgs.iter().map(|m| String::from_utf8_lossy(&m.body).into_owned()).collect()
+}
+
+/// Builds example `name` (a no-op when cargo already built it) and returns
+/// its path, next to the test executable's profile directory.
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    // target/<profile>/deps/<test>-<hash> -> target/<profile>/examples/<name>
+    let exe = std::env::current_exe().expect("test executable");
+    let profile_dir = exe.parent().and_then(|d| d.parent()).expect("target/<profile>").to_path_buf();
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo.args(["build", "--quiet", "--all-features", "--example", name]).current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cargo.arg("--release");
+    }
+    java::run_bounded(cargo, Duration::from_secs(600), &format!("cargo build --example {name}"));
+    let path = profile_dir.join("examples").join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(path.is_file(), "{} not built", path.display());
+    path
 }
