@@ -103,8 +103,6 @@ impl Group {
     /// Waits until the member wrote "started".
     fn started(&self, id: &str) {
         let path = self.dir.join(format!("{id}.jsonl"));
-        let before = read_lines(&path).iter().filter(|l| l.event.as_deref() == Some("started")).count();
-        let _ = before;
         wait_for(Duration::from_secs(90), &format!("{id} started"), || {
             let n = read_lines(&path).iter().filter(|l| l.event.as_deref() == Some("started")).count();
             (n > 0).then_some(())
@@ -168,7 +166,7 @@ fn owners_agree(g: &Group, producer: &Producer, strategy: AllocateStrategy) -> u
 }
 
 /// Keyed messages (per-key seq, ordered by key) while members churn; every
-/// acknowledged one must be delivered. Returns (sent, kills, terms).
+/// acknowledged one must be delivered. Returns how many were acknowledged.
 fn churn(g: &Group, procs: &mut Vec<Proc>, producer: &Producer, messages: usize, events: &[(&str, bool)]) -> usize {
     let started = Instant::now();
     let mut acked: HashSet<(String, i64)> = HashSet::new();
@@ -208,8 +206,7 @@ fn churn(g: &Group, procs: &mut Vec<Proc>, producer: &Producer, messages: usize,
     }
     assert_eq!(next_event, events.len() * 2, "every event happened");
     let missing = wait_for(Duration::from_secs(180), "every acknowledged message delivered", || {
-        let got: HashSet<(String, i64)> =
-            g.lines().into_iter().filter_map(|l| Some((l.key, l.seq?))).collect();
+        let got: HashSet<(String, i64)> = g.lines().into_iter().filter_map(|l| Some((l.key, l.seq?))).collect();
         let missing = acked.iter().filter(|a| !got.contains(a)).count();
         (missing == 0).then_some(missing)
     });
