@@ -191,7 +191,7 @@ impl Instance {
                 b.addrs.insert(bd.broker_name.clone(), bd.broker_addrs.clone());
             }
         }
-        let mut queues: Vec<MessageQueue> = route
+        let queues: Vec<MessageQueue> = route
             .queue_datas
             .iter()
             .filter(|q| q.is_readable() && route.broker(&q.broker_name).is_some_and(|b| !b.broker_addrs.is_empty()))
@@ -199,8 +199,7 @@ impl Instance {
                 (0..q.read_queue_nums.max(0)).map(move |i| MessageQueue::new(topic, q.broker_name.clone(), i))
             })
             .collect();
-        queues.sort();
-        Ok(queues)
+        Ok(super::allocate::sorted_queues(queues))
     }
 
     /// Address of broker `broker_name` with id `id`, else its master, else
@@ -340,7 +339,8 @@ impl Instance {
         })
     }
 
-    /// Client ids of the group, asked from a broker serving `topic`; sorted.
+    /// Client ids of the group, asked from a broker serving `topic`; sorted
+    /// as Java sorts them, duplicates kept (`allocate::sorted_ids`).
     pub fn consumer_ids(&self, topic: &str) -> Result<Vec<String>> {
         let mut names: Vec<String> = {
             let route = self.namesrv()?.topic_route(topic)?;
@@ -350,11 +350,7 @@ impl Instance {
         let mut last = None;
         for name in names {
             match self.broker(&name).and_then(|c| c.consumer_ids(&self.group)) {
-                Ok(mut ids) => {
-                    ids.sort();
-                    ids.dedup();
-                    return Ok(ids);
-                }
+                Ok(ids) => return Ok(super::allocate::sorted_ids(ids)),
                 Err(e) => last = Some(e),
             }
         }
