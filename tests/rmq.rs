@@ -395,3 +395,19 @@ fn consume_pop_reads_a_pop_group_once_and_is_refused_on_4x() {
     let again = rmq(&[&args[..], &["--idle", "3"]].concat());
     assert_eq!((again.code, again.stdout.as_str()), (0, ""), "{}", again.stderr);
 }
+
+#[test]
+fn consume_push_names_what_the_brokers_keep_refusing_and_exits_1() {
+    // A topic nobody created: the route lookup keeps being refused
+    // (TOPIC_NOT_EXIST), so nothing can be consumed.
+    let topic = unique("rmq_refused");
+    let group = unique("rmq_refused_g");
+    let run = rmq(&["consume", "--mode", "push", "--topic", &topic, "--group", &group, "--idle", "4"]);
+    assert_eq!(run.code, 1, "stdout {:?} stderr {:?}", run.stdout, run.stderr);
+    assert!(run.stdout.is_empty(), "{}", run.stdout);
+    assert!(
+        run.stderr.starts_with("rmq: error: ") && run.stderr.contains(&topic) && run.stderr.contains("refused"),
+        "{}",
+        run.stderr
+    );
+}
