@@ -205,6 +205,16 @@ fn a_java_traced_send_consumed_by_us_shows_both_sides() {
     let _serial = serial();
     let topic = unique("trace_java_t");
     create_topic(&topic, 2);
+    // Java's trace dispatcher drops a batch whose topic has no route yet (a
+    // fresh cluster) and the peer exits right after its send: a traced send
+    // of ours makes the default trace topic first (a system topic: it
+    // cannot be created by hand).
+    let warm = Producer::new(producer_config(&unique("trace_warm_pg")).enable_trace(true).build().unwrap()).unwrap();
+    warm.start().unwrap();
+    let first = warm.send(&Message::new(&topic, "warm-up")).unwrap();
+    warm.shutdown();
+    let warm_pg = warm.config().group().to_string();
+    wait_hops(DEFAULT_TRACE_TOPIC, &first.msg_id, "our warm-up Pub", |h| has(h, TraceType::Pub, &warm_pg));
     let out = java_trace(&["send", &topic, "1"]);
     let line = out.lines().find(|l| l.starts_with("sent|")).unwrap_or_else(|| panic!("nothing sent:\n{out}"));
     let msg_id = line.split('|').nth(1).unwrap().to_string();
