@@ -8,7 +8,7 @@
 //! ```text
 //! group_member --namesrv ADDR --group G --topic T --mode push|orderly|lite
 //!              --member ID --out FILE [--allocate averagely|circle|hash]
-//!              [--persist-ms N]
+//!              [--persist-ms N] [--heap-file FILE]
 //! ```
 //!
 //! Delivery line: `{"member","topic","broker","queue","offset","msg_id",
@@ -19,12 +19,19 @@
 //! come from the `ROCKETMQ_CONSUMER_*` environment variables (e.g.
 //! `ROCKETMQ_CONSUMER_REBALANCE_INTERVAL_MS`).
 //!
+//! With `--heap-file`, the live heap (bytes allocated and not yet freed,
+//! counted by the global allocator) is sampled every second and the file
+//! rewritten as `live_bytes peak_bytes` (peak of those samples): the soak
+//! tells a leak (live heap grows) from the C allocator keeping freed pages
+//! (RSS grows, live heap does not).
+//!
 //! ```text
 //! eval "$(tests/broker/rocketmq.sh start)"
 //! cargo run --example group_member -- --namesrv "$ROCKETMQ_NAMESRV_ADDR" \
 //!     --group g --topic T --mode push --member m1 --out /tmp/m1.jsonl
 //! ```
 
+use std::alloc::System;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -37,6 +44,10 @@ use rocketmq_blocking::consumer::{
     ConsumeOrderlyStatus, ConsumerConfig, LitePullConsumer, PushConsumer,
 };
 use rocketmq_blocking::{Error, MessageExt, NameServerClient};
+use stats_alloc::{StatsAlloc, INSTRUMENTED_SYSTEM};
+
+#[global_allocator]
+static HEAP: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
 struct Args {
     namesrv: String,
@@ -47,12 +58,13 @@ struct Args {
     out: String,
     allocate: AllocateStrategy,
     persist_ms: Option<u64>,
+    heap_file: Option<String>,
 }
 
 fn usage(why: &str) -> ! {
     eprintln!(
         "group_member: {why}\nusage: group_member --namesrv ADDR --group G --topic T --mode push|orderly|lite \
-         --member ID --out FILE [--allocate averagely|circle|hash] [--persist-ms N]"
+         --member ID --out FILE [--allocate averagely|circle|hash] [--persist-ms N] [--heap-file FILE]"
     );
     std::process::exit(2)
 }
@@ -82,6 +94,7 @@ fn parse_args() -> Args {
         persist_ms: map
             .remove("persist-ms")
             .map(|v| v.parse().unwrap_or_else(|_| usage(&format!("--persist-ms {v:?} is not a number")))),
+        heap_file: map.remove("heap-file"),
     };
     if !["push", "orderly", "lite"].contains(&args.mode.as_str()) {
         usage(&format!("unknown --mode {:?}", args.mode));
@@ -138,6 +151,13 @@ fn main() -> Result<(), Error> {
     signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&term)).expect("installing the SIGTERM flag");
     let file = OpenOptions::new().create(true).append(true).open(&args.out).expect("opening the delivery file");
     let rec = Arc::new(Recorder { member: args.member.clone(), file: Mutex::new(file) });
+    if let Some(path) = args.heap_file.clone() {
+        let term = Arc::clone(&term);
+        std::thread::Builder::new()
+            .name("heap-sampler".into())
+            .spawn(move || sample_heap(&path, &term))
+            .expect("starting the heap sampler");
+    }
 
     let mut builder = ConsumerConfig::builder().env_overrides()?;
     if let Some(ms) = args.persist_ms {
@@ -177,6 +197,22 @@ fn main() -> Result<(), Error> {
     consumer.shutdown();
     rec.event("stopped");
     Ok(())
+}
+
+/// Every second: the live heap and the peak seen so far, to `path`
+/// (written aside and renamed, so a reader never sees half a line).
+fn sample_heap(path: &str, term: &AtomicBool) {
+    let mut peak = 0;
+    while !term.load(Ordering::SeqCst) {
+        let s = HEAP.stats();
+        let live = (s.bytes_allocated as i64 - s.bytes_deallocated as i64 + s.bytes_reallocated as i64).max(0);
+        peak = peak.max(live);
+        let aside = format!("{path}.new");
+        if std::fs::write(&aside, format!("{live} {peak}\n")).is_ok() {
+            let _ = std::fs::rename(&aside, path);
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Lite pull: `poll` does not say which broker a message came from; the

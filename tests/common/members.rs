@@ -54,6 +54,8 @@ pub struct Member {
     pub id: String,
     /// Its delivery file.
     pub out: PathBuf,
+    /// Its heap file (`live_bytes peak_bytes`, rewritten every second).
+    heap: PathBuf,
     child: Child,
 }
 
@@ -70,11 +72,14 @@ impl Member {
         env: &[(&str, String)],
     ) -> Member {
         let out = dir.join(format!("{id}.jsonl"));
+        let heap = dir.join(format!("{id}.heap"));
         let log = std::fs::File::create(dir.join(format!("{id}.log"))).expect("member log");
         let mut cmd = Command::new(member_binary());
         cmd.args(["--namesrv", namesrv, "--group", group, "--topic", topic, "--mode", mode, "--member", id])
             .arg("--out")
             .arg(&out)
+            .arg("--heap-file")
+            .arg(&heap)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log);
@@ -82,7 +87,7 @@ impl Member {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("spawn group_member");
-        Member { id: id.to_string(), out, child }
+        Member { id: id.to_string(), out, heap, child }
     }
 
     /// The process id.
@@ -104,9 +109,14 @@ impl Member {
         status.and_then(|s| s.code())
     }
 
-    /// RSS (KiB), threads and open fds, from /proc (None once it is gone).
+    /// RSS (KiB), threads and open fds from /proc, and the live heap from
+    /// its heap file (None once it is gone).
     pub fn sample(&self) -> Option<ProcSample> {
-        ProcSample::of(self.child.id())
+        let mut s = ProcSample::of(self.child.id())?;
+        let heap = std::fs::read_to_string(&self.heap).unwrap_or_default();
+        let mut fields = heap.split_whitespace().map(|f| f.parse::<u64>().unwrap_or(0) / 1024);
+        (s.heap_kib, s.heap_peak_kib) = (fields.next().unwrap_or(0), fields.next().unwrap_or(0));
+        Some(s)
     }
 }
 
@@ -124,6 +134,13 @@ impl Drop for Member {
 pub struct ProcSample {
     /// Resident set, KiB.
     pub rss_kib: u64,
+    /// Its anonymous part (heap arenas, stacks; the rest is mapped files), KiB.
+    pub anon_kib: u64,
+    /// Live heap, KiB (members only: what the allocator handed out and was
+    /// not freed, from the member's heap file; 0 when unknown).
+    pub heap_kib: u64,
+    /// Peak of the live heap's one-second samples so far, KiB.
+    pub heap_peak_kib: u64,
     /// Threads.
     pub threads: u64,
     /// Open file descriptors.
@@ -142,7 +159,13 @@ impl ProcSample {
                 .unwrap_or(0)
         };
         let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-        Some(ProcSample { rss_kib: field("VmRSS:"), threads: field("Threads:"), fds })
+        Some(ProcSample {
+            rss_kib: field("VmRSS:"),
+            anon_kib: field("RssAnon:"),
+            threads: field("Threads:"),
+            fds,
+            ..ProcSample::default()
+        })
     }
 }
 
