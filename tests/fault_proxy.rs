@@ -1,9 +1,10 @@
 //! Through a fault proxy (`tests/common/fault_proxy.rs`) in front of the real
 //! brokers: a pool heals after resets, a stalled, dropped, truncated or
 //! corrupted frame gives a typed error within the request timeout + 10 %,
-//! no crate thread is left after shutdown, and the producer loses no
+//! no crate thread is left after shutdown, the producer loses no
 //! acknowledged message while its connections are reset every few hundred
-//! milliseconds.
+//! milliseconds, and a consumer whose connection is reset registers with
+//! the broker again at once.
 
 mod common;
 
@@ -15,6 +16,7 @@ use common::fault_proxy::{Fault, FaultProxy};
 use common::peer::{await_crate_threads_at_most, FakePeer, Reply};
 use common::*;
 use rocketmq_blocking::broker::{BrokerManager, BrokerManagerConfig};
+use rocketmq_blocking::consumer::{ConsumeConcurrentlyStatus, ConsumeFromWhere, PushConsumer};
 use rocketmq_blocking::producer::{Producer, ProducerConfig};
 use rocketmq_blocking::protocol::{request, RemotingCommand, ResponseCode};
 use rocketmq_blocking::{BrokerClient, ClientConfig, Error, Message, MessageQueue};
@@ -211,4 +213,74 @@ fn the_producer_loses_nothing_while_connections_are_reset() {
     drop(ns);
     let left = await_crate_threads_at_most(before, Duration::from_secs(2));
     assert!(left.len() <= before, "threads left: {left:?}");
+}
+
+/// The broker drops a consumer from its group when the consumer's channel
+/// closes (and tells the other members to rebalance), so a member whose
+/// connection is reset must register again on a new one at once, not at its
+/// next pull after the pull error delay, its next offset persist or its
+/// next heartbeat: until then the others take over its queues, from their
+/// committed offsets, while it goes on consuming them.
+#[test]
+fn a_consumer_registers_again_at_once_when_its_connection_is_reset() {
+    let _s = serial();
+    let topic = unique("fp_consume");
+    create_topic_on("broker-a", &topic, 2);
+    let proxy = FaultProxy::start(&broker_addr("broker-a"));
+    let mut route = namesrv().topic_route(&topic).unwrap();
+    for bd in &mut route.broker_datas {
+        for addr in bd.broker_addrs.values_mut() {
+            *addr = proxy.addr();
+        }
+    }
+    let body = serde_json::to_vec(&route).unwrap();
+    let route_topic = topic.clone();
+    let ns = FakePeer::start(move |req: &RemotingCommand| match req.code {
+        request::GET_ROUTEINFO_BY_TOPIC if req.ext_fields.get("topic") == Some(&route_topic) => {
+            Reply::ok_body(req, body.clone())
+        }
+        _ => Reply::code(req, ResponseCode::TopicNotExist),
+    });
+    // Pulls retried, offsets persisted, heartbeats and rebalances sent only
+    // after 20 s or more (each would open a new connection).
+    let group = unique("fp_cg");
+    let config = consumer_config(&group)
+        .namesrv_addr(ns.addr())
+        .pull_error_delay(Duration::from_secs(20))
+        .heartbeat_interval(Duration::from_secs(30))
+        .rebalance_interval(Duration::from_secs(60))
+        .persist_interval(Duration::from_secs(60))
+        .consume_from_where(ConsumeFromWhere::FirstOffset)
+        .build()
+        .unwrap();
+    let consumer = PushConsumer::new(config).unwrap();
+    consumer.subscribe(&topic, "*").unwrap();
+    let received = Arc::new(Mutex::new(0usize));
+    let r = Arc::clone(&received);
+    consumer
+        .register_concurrently(move |msgs: &[rocketmq_blocking::MessageExt], _: &mut _| {
+            *r.lock().unwrap() += msgs.len();
+            ConsumeConcurrentlyStatus::ConsumeSuccess
+        })
+        .unwrap();
+    consumer.start().unwrap();
+    let id = consumer.client_id().to_string();
+    let at_broker = || consumer_connections("broker-a", &group).into_iter().find(|(c, _)| *c == id).map(|(_, a)| a);
+    let first = wait_for(Duration::from_secs(10), "the consumer registered at broker-a", at_broker);
+    // A message consumed: the queue's next pull is parked at the broker
+    // (long polling) when the reset comes.
+    let q = MessageQueue::new(&topic, "broker-a", 0);
+    send_in_batches(&client("broker-a"), &q, &[Message::new(&topic, "one")]);
+    wait_for(Duration::from_secs(20), "the message consumed", || (*received.lock().unwrap() >= 1).then_some(()));
+    proxy.reset_all();
+    let reset = Instant::now();
+    let again = wait_for(Duration::from_secs(40), "the consumer registered on a new connection", || {
+        at_broker().filter(|a| *a != first)
+    });
+    let took = reset.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "registered again on {again} (was {first}) {took:?} after the reset; the pull error delay is 20 s"
+    );
+    consumer.shutdown();
 }

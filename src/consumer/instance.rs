@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use super::config::{ConsumerConfig, DEFAULT_CONSUME_TIMESTAMP_AGO};
 use super::owner::{DirectReply, QueueOwner};
 use super::pull_service::Next;
-use super::refusal::{is_refusal, Refusals};
+use super::refusal::{is_refusal, pull_subject, Refusals};
 use super::signal::Signal;
 use crate::broker::{BrokerClient, ClientConfig, PullRequest};
 use crate::error::{Error, OperationKind, Result};
@@ -474,6 +474,18 @@ impl Instance {
         req.expression_type = sub.expression_type.clone();
         req.sub_version = sub.sub_version;
         Next::Pull(req, client)
+    }
+
+    /// A pull of `mq` failed: recorded in the refusals. A connection that
+    /// closed under it was the channel the broker knew this member by (it
+    /// drops the member from the group and tells the others), so the
+    /// background thread reconnects and heartbeats at once rather than at
+    /// the next heartbeat, before the others take this member's queues.
+    pub fn pull_failed(&self, mq: &MessageQueue, e: Error) {
+        if matches!(e, Error::ConnectionClosed { .. }) {
+            self.signal.request_heartbeat();
+        }
+        self.refusals.refused(&pull_subject(mq), e);
     }
 
     /// Whether this consumer is clustering.

@@ -514,7 +514,7 @@ impl Puller for LiteInner {
             Ok(r) => r,
             Err(e) => {
                 log_debug!("pull failed: queue={:?} offset={} error={e}", q.mq, req.offset);
-                self.inst.refusals.refused(&pull_subject(&q.mq), e);
+                self.inst.pull_failed(&q.mq, e);
                 return (!lock(&q.state).dropped).then_some(config.pull_error_delay());
             }
         };

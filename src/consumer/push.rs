@@ -536,7 +536,7 @@ impl Puller for PushInner {
             Ok(r) => r,
             Err(e) => {
                 log_debug!("pull failed: queue={:?} offset={} error={e}", pq.mq, req.offset);
-                inst.refusals.refused(&pull_subject(&pq.mq), e);
+                inst.pull_failed(&pq.mq, e);
                 return Some(config.pull_error_delay());
             }
         };

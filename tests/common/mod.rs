@@ -215,6 +215,26 @@ pub fn producer_connections(broker: &str, group: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// (client id, client address as the broker sees it) of a consumer group's
+/// connections at a broker (GET_CONSUMER_CONNECTION_LIST, code 203); empty
+/// when the group has none.
+pub fn consumer_connections(broker: &str, group: &str) -> Vec<(String, String)> {
+    use rocketmq_blocking::protocol::{RemotingCommand, ResponseCode};
+    let c = client(broker);
+    let mut cmd = RemotingCommand::request(203);
+    cmd.ext_fields.insert("consumerGroup".into(), group.into());
+    let resp = c.invoke(cmd, Duration::from_secs(5)).expect("consumer connection list");
+    if resp.response_code() != ResponseCode::Success {
+        return Vec::new();
+    }
+    let v: serde_json::Value = serde_json::from_slice(&resp.body).expect("consumer connection JSON");
+    let field = |c: &serde_json::Value, k: &str| c[k].as_str().unwrap_or_default().to_string();
+    v["connectionSet"]
+        .as_array()
+        .map(|a| a.iter().map(|c| (field(c, "clientId"), field(c, "clientAddr"))).collect())
+        .unwrap_or_default()
+}
+
 /// Whether the harness runs a 4.x release (`ROCKETMQ_VERSION=4...`).
 pub fn brokers_are_4x() -> bool {
     std::env::var("ROCKETMQ_VERSION").is_ok_and(|v| v.starts_with("4."))
