@@ -35,7 +35,8 @@
 //! SOAK_SECS=1800 tests/run.sh --test consumer_churn soak -- --nocapture
 //! ```
 //!
-//! The soak writes its table to target/tmp/soak-<version>.md.
+//! The soak writes its table to target/tmp/soak-<version>.md; `CHURN_KEEP=1`
+//! keeps the delivery files and member logs (target/tmp/churn_*, soak_*).
 //!
 //! Alone in its binary's serial lock: it kills brokers and the name server.
 
@@ -777,6 +778,8 @@ fn soak() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if std::env::var("CHURN_KEEP").is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     drop(ns);
 }
