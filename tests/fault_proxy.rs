@@ -45,6 +45,29 @@ fn topic_with_messages(n: usize) -> (String, i64) {
     (topic, max)
 }
 
+/// A name server that knows `topic` only, and gives its real route with
+/// every broker address behind a proxy of its own.
+fn proxied_route(topic: &str) -> (FakePeer, Vec<FaultProxy>) {
+    let mut route = namesrv().topic_route(topic).unwrap();
+    let mut proxies = Vec::new();
+    for bd in &mut route.broker_datas {
+        for addr in bd.broker_addrs.values_mut() {
+            let p = FaultProxy::start(addr);
+            *addr = p.addr();
+            proxies.push(p);
+        }
+    }
+    let body = serde_json::to_vec(&route).unwrap();
+    let route_topic = topic.to_string();
+    let ns = FakePeer::start(move |req: &RemotingCommand| match req.code {
+        request::GET_ROUTEINFO_BY_TOPIC if req.ext_fields.get("topic") == Some(&route_topic) => {
+            Reply::ok_body(req, body.clone())
+        }
+        _ => Reply::code(req, ResponseCode::TopicNotExist),
+    });
+    (ns, proxies)
+}
+
 #[test]
 fn the_pool_heals_after_resets() {
     let _s = serial();
@@ -135,24 +158,7 @@ fn the_producer_loses_nothing_while_connections_are_reset() {
     let before = crate_threads().len();
     let topic = unique("fp_produce");
     create_topic(&topic, 2);
-    // A name server that gives the real route with every broker behind a proxy.
-    let mut route = namesrv().topic_route(&topic).unwrap();
-    let mut proxies = Vec::new();
-    for bd in &mut route.broker_datas {
-        for addr in bd.broker_addrs.values_mut() {
-            let p = FaultProxy::start(addr);
-            *addr = p.addr();
-            proxies.push(p);
-        }
-    }
-    let body = serde_json::to_vec(&route).unwrap();
-    let route_topic = topic.clone();
-    let ns = FakePeer::start(move |req: &RemotingCommand| match req.code {
-        request::GET_ROUTEINFO_BY_TOPIC if req.ext_fields.get("topic") == Some(&route_topic) => {
-            Reply::ok_body(req, body.clone())
-        }
-        _ => Reply::code(req, ResponseCode::TopicNotExist),
-    });
+    let (ns, proxies) = proxied_route(&topic);
     let config = ProducerConfig::builder()
         .group(unique("fp_pg"))
         .namesrv_addr(ns.addr())
@@ -226,21 +232,8 @@ fn a_consumer_registers_again_at_once_when_its_connection_is_reset() {
     let _s = serial();
     let topic = unique("fp_consume");
     create_topic_on("broker-a", &topic, 2);
-    let proxy = FaultProxy::start(&broker_addr("broker-a"));
-    let mut route = namesrv().topic_route(&topic).unwrap();
-    for bd in &mut route.broker_datas {
-        for addr in bd.broker_addrs.values_mut() {
-            *addr = proxy.addr();
-        }
-    }
-    let body = serde_json::to_vec(&route).unwrap();
-    let route_topic = topic.clone();
-    let ns = FakePeer::start(move |req: &RemotingCommand| match req.code {
-        request::GET_ROUTEINFO_BY_TOPIC if req.ext_fields.get("topic") == Some(&route_topic) => {
-            Reply::ok_body(req, body.clone())
-        }
-        _ => Reply::code(req, ResponseCode::TopicNotExist),
-    });
+    let (ns, proxies) = proxied_route(&topic);
+    let proxy = &proxies[0];
     // Pulls retried, offsets persisted, heartbeats and rebalances sent only
     // after 20 s or more (each would open a new connection).
     let group = unique("fp_cg");
