@@ -205,7 +205,8 @@ fn sample_heap(path: &str, term: &AtomicBool) {
     let mut peak = 0;
     while !term.load(Ordering::SeqCst) {
         let s = HEAP.stats();
-        let live = (s.bytes_allocated as i64 - s.bytes_deallocated as i64 + s.bytes_reallocated as i64).max(0);
+        // A reallocation already counts in both (grown: allocated, shrunk: deallocated).
+        let live = s.bytes_allocated.saturating_sub(s.bytes_deallocated);
         peak = peak.max(live);
         let aside = format!("{path}.new");
         if std::fs::write(&aside, format!("{live} {peak}\n")).is_ok() {
