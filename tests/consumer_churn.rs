@@ -21,7 +21,7 @@
 //! one broker `kill -9`/restart every 5 min; every process sampled (RSS,
 //! its anonymous part, threads, fds, and each member's live heap as its
 //! allocator counts it); after warm-up none grows by more
-//! than 10 % (the live heap: or by 128 KiB); 0 lost.
+//! than 10 % (the live heap: above the warm-up's peak, or by 128 KiB); 0 lost.
 //!
 //! The CI runs are short: churn ~55 s of production per mode (~30,000
 //! messages, an event every ~8 s, on until each kind happened once and all
@@ -762,13 +762,15 @@ fn soak() {
                 b.rss_kib,
                 s.rss_kib
             );
-            // A leak shows in the live heap whatever the allocator keeps; a
-            // buffer reaching a new high-water capacity may add a few KiB.
+            // A leak shows in the live heap whatever the allocator keeps. It
+            // dips while a connection is being reset (its buffers freed), so
+            // it is held to the peak seen during the warm-up; a buffer reaching
+            // a new high-water capacity may add a few KiB.
             assert!(
-                i == 3 || s.heap_kib <= (b.heap_kib * 11 / 10).max(b.heap_kib + 128),
-                "{} live heap grew from {} to {} KiB at {t} s",
+                i == 3 || s.heap_kib <= (b.heap_peak_kib * 11 / 10).max(b.heap_peak_kib + 128),
+                "{} live heap grew from {} KiB (the warm-up's peak) to {} KiB at {t} s",
                 names[i],
-                b.heap_kib,
+                b.heap_peak_kib,
                 s.heap_kib
             );
             assert!(
