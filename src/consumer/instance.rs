@@ -99,7 +99,7 @@ impl Instance {
     pub fn begin(&self, owner: Weak<dyn QueueOwner>) -> Result<()> {
         self.started_ms.store(now_ms(), Ordering::SeqCst);
         let _ = self.owner.set(owner);
-        self.heartbeat_all(Instant::now() + self.config.request_timeout()).map_or(Ok(()), Err)
+        self.heartbeat_all(Instant::now() + self.config.request_timeout()).map_or(Ok(()), |(_, e)| Err(e))
     }
 
     /// Where consume-from-timestamp starts: the configured time, else 30
@@ -375,9 +375,10 @@ impl Instance {
     /// Refreshes the routes of the subscribed topics, then heartbeats every
     /// known broker at once, waiting for their answers until `deadline`
     /// (connections not yet open are opened one by one until then). Returns
-    /// the first refusal when no broker accepted it (the others, and all of
-    /// them when one accepted, are recorded in the refusals).
-    pub fn heartbeat_all(&self, deadline: Instant) -> Option<Error> {
+    /// the first refusal, with its subject, when no broker accepted it (the
+    /// others, and all of them when one accepted, are recorded in the
+    /// refusals).
+    pub fn heartbeat_all(&self, deadline: Instant) -> Option<(String, Error)> {
         for sub in self.subscriptions() {
             let _ = self.topic_queues(&sub.topic);
         }
@@ -410,7 +411,7 @@ impl Instance {
             }
         }
         let first = if answered { None } else { refused.iter().position(|(_, e)| is_refusal(e)) };
-        let first = first.map(|i| refused.swap_remove(i).1);
+        let first = first.map(|i| refused.swap_remove(i));
         for (subject, e) in refused {
             self.refusals.refused(&subject, e);
         }
@@ -486,6 +487,11 @@ impl Instance {
             self.signal.request_heartbeat();
         }
         self.refusals.refused(&pull_subject(mq), e);
+    }
+
+    /// A pull of `mq` was answered: a refusal recorded for it is over.
+    pub fn pull_answered(&self, mq: &MessageQueue) {
+        self.refusals.clear_with(|| pull_subject(mq));
     }
 
     /// Whether this consumer is clustering.

@@ -11,7 +11,6 @@ use super::offset_store::OffsetStore;
 use super::owner::QueueOwner;
 use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
 use super::rebalance;
-use super::refusal::pull_subject;
 use super::selector::{prepare_messages, MessageSelector};
 use crate::broker::{PullRequest, PullResult, PullStatus};
 use crate::error::{Error, Result};
@@ -518,7 +517,7 @@ impl Puller for LiteInner {
                 return (!lock(&q.state).dropped).then_some(config.pull_error_delay());
             }
         };
-        self.inst.refusals.clear(&pull_subject(&q.mq));
+        self.inst.pull_answered(&q.mq);
         let delay = match r.status {
             PullStatus::Found => Duration::ZERO,
             PullStatus::NoNewMsg | PullStatus::NoMatchedMsg => {

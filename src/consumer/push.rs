@@ -17,7 +17,6 @@ use super::owner::{DirectReply, QueueOwner};
 use super::process_queue::{DropReason, ProcessQueue};
 use super::pull_service::{empty_pull_delay, Next, PullService, Puller};
 use super::rebalance;
-use super::refusal::pull_subject;
 use super::selector::{prepare_messages, MessageSelector};
 use super::work_queue::{Gate, Task, WorkQueue};
 use crate::broker::{PullRequest, PullResult, PullStatus};
@@ -540,7 +539,7 @@ impl Puller for PushInner {
                 return Some(config.pull_error_delay());
             }
         };
-        inst.refusals.clear(&pull_subject(&pq.mq));
+        inst.pull_answered(&pq.mq);
         {
             let mut st = lock(&pq.state);
             st.next_offset = Some(r.next_begin_offset);

@@ -128,8 +128,8 @@ fn run(inst: &Instance, owner: &Arc<dyn QueueOwner>) {
         }
         let now = Instant::now();
         if w.heartbeat || now >= next_heartbeat {
-            if let Some(e) = inst.heartbeat_all(Instant::now() + c.request_timeout()) {
-                inst.refusals.refused("heartbeat", e);
+            if let Some((subject, e)) = inst.heartbeat_all(Instant::now() + c.request_timeout()) {
+                inst.refusals.refused(&subject, e);
             }
             next_heartbeat = Instant::now() + c.heartbeat_interval();
         }

@@ -62,6 +62,15 @@ impl Refusals {
         lock(&self.0).remove(subject);
     }
 
+    /// The subject `subject()` names works again; the name is made only
+    /// when something is recorded (every answered pull calls this).
+    pub fn clear_with(&self, subject: impl FnOnce() -> String) {
+        let mut m = lock(&self.0);
+        if !m.is_empty() {
+            m.remove(&subject());
+        }
+    }
+
     /// The refusals now, by subject.
     pub fn list(&self) -> Vec<(String, Arc<Error>)> {
         lock(&self.0).iter().map(|(s, e)| (s.clone(), Arc::clone(e))).collect()
@@ -80,6 +89,9 @@ mod tests {
         assert_eq!(r.list().len(), 1, "only persistent refusals are kept");
         assert!(matches!(*r.list()[0].1, Error::TopicNotFound { .. }));
         r.clear("topic T");
+        assert!(r.list().is_empty());
+        r.refused("topic U", Error::TopicNotFound { topic: "U".into(), remark: String::new() });
+        r.clear_with(|| "topic U".to_string());
         assert!(r.list().is_empty());
     }
 
